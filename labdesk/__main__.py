@@ -1,0 +1,3 @@
+from labdesk.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""`labdesk` entry point: builds the sub-command parser and runs one command.
+
+Each sub-command lives in its own module with a `register(subparsers)` function. Modules import
+the heavy parts of the core inside their handlers, so `labdesk --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from labdesk import __version__
+from labdesk.errors import LabdeskError
+
+# One module per command group, in the order `--help` lists them.
+COMMAND_MODULES = ["recipes"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labdesk",
+        description="Teach a local model new knowledge and skills with the LAB method, offline.",
+        epilog="Run `labdesk` with no command to open the terminal app.",
+    )
+    parser.add_argument("--version", action="version", version=f"labdesk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"labdesk.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from labdesk.cli.render import console_err
+
+    try:
+        return int(args.handler(args) or 0)
+    except LabdeskError as exc:
+        console_err.print(f"[bold red]error[/]: {exc}", highlight=False, markup=True)
+        return 1
+    except KeyboardInterrupt:
+        console_err.print(
+            "[yellow]interrupted[/]: everything written so far is kept; run again to resume."
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

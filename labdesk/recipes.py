@@ -1,0 +1,233 @@
+"""Typed recipes: which models, and how to generate, mix, train, export and evaluate.
+
+A recipe is a YAML file in ``recipes/`` (or any path). Every field has its default here, and
+only here; unknown or mistyped fields are errors that name the file, line and field. Each
+stage owns its section and reads nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from labdesk.errors import ConfigError
+from labdesk.resources import data_dir
+from labdesk.yamlpath import format_path, locate
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelRef(_Section):
+    """Where a model comes from: a Hugging Face repo (pinned), a local path, or built locally."""
+
+    repo: str | None = Field(None, description="Hugging Face repo id, e.g. 'org/name-GGUF'.")
+    file: str | None = Field(None, description="File inside `repo` (GGUF models).")
+    revision: str | None = Field(None, description="Pinned commit of `repo`.")
+    sha256: str | None = Field(None, description="Expected sha256 of `file`, verified on pull.")
+    path: str | None = Field(None, description="A local GGUF file or HF model folder.")
+    builtin: Literal["tiny-teacher", "tiny-student"] | None = Field(
+        None, description="A tiny model labdesk builds on this machine (offline demo)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelRef:
+        sources = [s for s in (self.repo, self.path, self.builtin) if s]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of `repo`, `path` or `builtin`")
+        if self.repo and not self.revision:
+            raise ValueError("a `repo` model needs a pinned `revision` (a commit hash)")
+        return self
+
+    def label(self) -> str:
+        if self.repo:
+            return f"{self.repo}/{self.file}" if self.file else self.repo
+        return self.path or f"builtin:{self.builtin}"
+
+
+class EngineSettings(_Section):
+    """How llama.cpp runs the teacher and judge."""
+
+    n_ctx: int = Field(4096, ge=256, description="Context length per sequence.")
+    parallel: int = Field(8, ge=1, le=64, description="Sequences decoded together.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    n_gpu_layers: int | Literal["auto"] = Field(
+        "auto", description="Layers offloaded to the GPU; 'auto' = all on CUDA/Metal, 0 on CPU."
+    )
+    chat_template: str | None = Field(
+        None, description="Jinja chat template overriding the GGUF's own."
+    )
+
+
+class GenerateSettings(_Section):
+    """Synthetic data generation per leaf."""
+
+    samples_per_leaf: int = Field(30, ge=1, description="Target accepted samples per leaf.")
+    held_out_seeds: int = Field(1, ge=0, description="Seeds per leaf kept back for evaluation.")
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    seed: int = 42
+    max_new_tokens: int = Field(512, ge=16)
+    chunk_tokens: int = Field(400, ge=32, description="Document chunk size in tokens.")
+    min_pair_score: int = Field(2, ge=1, le=3, description="Keep pairs judged at least this (1–3).")
+    dedup_threshold: float = Field(
+        0.9, gt=0.0, le=1.0, description="Drop samples this similar to an earlier one or a seed."
+    )
+
+
+class MixSettings(_Section):
+    """Building the phase datasets, with replay."""
+
+    seed: int = 42
+    knowledge_replay: float = Field(
+        0.3, ge=0.0, le=1.0, description="Share of phase-1 samples replayed in knowledge phase 2."
+    )
+    skills_knowledge_replay: float = Field(
+        0.2, ge=0.0, le=1.0, description="Share of knowledge samples replayed in the skills phase."
+    )
+    skills_per_leaf: int = Field(100, ge=1, description="Skill samples per leaf (resampled).")
+    distractors: int = Field(
+        2, ge=0, description="Other documents around the relevant one (phase 2)."
+    )
+    replay_set: str | None = Field(
+        None, description="Optional JSONL of general chat data mixed into the skills phase."
+    )
+
+
+class PhaseSettings(_Section):
+    """One training phase's hyper-parameters."""
+
+    name: Literal["knowledge_1", "knowledge_2", "skills"]
+    epochs: float = Field(1.0, gt=0)
+    learning_rate: float = Field(2e-4, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+    batch_tokens: int = Field(4096, ge=64, description="Tokens per micro-batch (packed).")
+    effective_batch_tokens: int = Field(
+        16384, ge=64, description="Tokens per optimizer step; accumulation fills the gap."
+    )
+
+
+class TrainSettings(_Section):
+    """LoRA training on the student."""
+
+    backend: Literal["auto", "torch", "mlx"] = "auto"
+    quantize_4bit: bool = Field(
+        False, description="QLoRA: load the student in nf4 (CUDA) / 4-bit (MLX)."
+    )
+    max_seq_len: int = Field(2048, ge=64)
+    overlong: Literal["drop", "truncate"] = "drop"
+    lora_rank: int = Field(16, ge=1)
+    lora_alpha: float = Field(32.0, gt=0)
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    gradient_checkpointing: bool = True
+    checkpoint_every: int = Field(50, ge=1, description="Optimizer steps between checkpoints.")
+    seed: int = 42
+    phases: list[PhaseSettings] = Field(
+        default_factory=lambda: [
+            PhaseSettings(name="knowledge_1"),
+            PhaseSettings(name="knowledge_2"),
+            PhaseSettings(name="skills"),
+        ]
+    )
+
+
+class ExportSettings(_Section):
+    outtype: Literal["f32", "f16", "bf16"] = "f16"
+    quantize: Literal["none", "q8_0", "q4_k_m"] = "q4_k_m"
+    ollama_modelfile: bool = True
+
+
+class EvaluateSettings(_Section):
+    max_new_tokens: int = Field(256, ge=16)
+    forgetting_questions: int = Field(8, ge=0)
+
+
+class Recipe(_Section):
+    name: str
+    description: str = ""
+    hardware: str = Field("any", description="The hardware class this recipe is sized for.")
+    teacher: ModelRef
+    judge: ModelRef | None = Field(None, description="Default: the teacher judges its own output.")
+    student: ModelRef
+    system_prompt: str = (
+        "I am a helpful assistant, trained with the LAB method. I answer carefully and honestly."
+    )
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    generate: GenerateSettings = Field(default_factory=GenerateSettings)
+    mix: MixSettings = Field(default_factory=MixSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
+    source: Path | None = Field(None, exclude=True, description="The file it was read from.")
+
+
+def available_recipes() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(data_dir("recipes").glob("*.yaml"))}
+
+
+def resolve_recipe_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    recipes = available_recipes()
+    if name_or_path in recipes:
+        return recipes[name_or_path]
+    raise ConfigError(
+        f"no recipe named '{name_or_path}'",
+        hint=f"use one of: {', '.join(recipes)} — or a path to a recipe .yaml file",
+    )
+
+
+def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
+    """Read, override (``key.sub=value``, values parsed as YAML) and validate a recipe."""
+    path = resolve_recipe_path(name_or_path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"recipe is not valid YAML: {exc}", where=where) from None
+    if not isinstance(data, dict):
+        raise ConfigError("a recipe must be a mapping of fields", where=f"{path}:1:1")
+    for item in overrides or []:
+        apply_override(data, item)
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [p for p in first["loc"] if isinstance(p, (str, int))]
+        line, col = locate(text, loc)
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(
+            f"{format_path(loc) or 'recipe'}: {first['msg']}{more}",
+            where=f"{path}:{line}:{col}",
+            hint="see the field list with `labdesk recipes show NAME`",
+        ) from None
+    recipe.source = path
+    return recipe
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Set ``a.b.0.c=value`` inside nested dicts/lists (value parsed as YAML)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override '{item}' must look like key.sub=value")
+    parts = key.split(".")
+    node: Any = data
+    for index, part in enumerate(parts[:-1]):
+        nxt: Any = node[int(part)] if isinstance(node, list) else node.get(part)
+        if nxt is None:
+            if isinstance(node, list):
+                raise ConfigError(f"override '{item}': no item {part} in {'.'.join(parts[:index])}")
+            nxt = node[part] = {}
+        node = nxt
+    value = yaml.safe_load(raw)
+    if isinstance(node, list):
+        node[int(parts[-1])] = value
+    else:
+        node[parts[-1]] = value

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labdesk.errors import ConfigError
+from labdesk.recipes import available_recipes, load_recipe
+
+
+def test_every_packaged_recipe_loads() -> None:
+    recipes = available_recipes()
+    assert "demo" in recipes
+    for name in recipes:
+        recipe = load_recipe(name)
+        assert recipe.name == name
+        assert recipe.source == recipes[name]
+
+
+def test_override_sets_nested_field() -> None:
+    recipe = load_recipe("demo", ["train.phases.1.learning_rate=5e-5", "generate.seed=7"])
+    assert recipe.train.phases[1].learning_rate == 5e-5
+    assert recipe.generate.seed == 7
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_field_names_file_line_and_field(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "name: x\nteacher: {builtin: tiny-teacher}\nstudent: {builtin: tiny-student}\n"
+        "generate:\n  samples_per_leaf: 3\n  sampels: 4\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_recipe(str(path))
+    assert info.value.where == f"{path}:6:12"
+    assert "generate.sampels" in info.value.message
+    assert "Extra inputs are not permitted" in info.value.message
+
+
+def test_mistyped_field_is_reported_at_its_value(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "name: x\nteacher: {builtin: tiny-teacher}\nstudent: {builtin: tiny-student}\n"
+        "train:\n  lora_rank: sixteen\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_recipe(str(path))
+    assert info.value.where == f"{path}:5:14"
+    assert "train.lora_rank" in info.value.message
+
+
+def test_repo_model_must_be_pinned(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "name: x\nteacher: {repo: a/b, file: m.gguf}\nstudent: {builtin: tiny-student}\n"
+    )
+    with pytest.raises(ConfigError, match="pinned `revision`"):
+        load_recipe(str(path))
+
+
+def test_broken_yaml_and_unknown_name(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_recipe(str(path))
+    with pytest.raises(ConfigError, match="no recipe named"):
+        load_recipe("no-such-recipe")
