@@ -1,21 +1,44 @@
 """`labdesk` entry point: builds the sub-command parser and runs one command.
 
-Each sub-command lives in its own module with a `register(subparsers)` function. Modules import
-the heavy parts of the core inside their handlers, so `labdesk --help` stays instant.
+Each sub-command lives in its own module in this package with a `register(subparsers)` function;
+modules are discovered, so adding a command touches no other file. Modules import the heavy parts
+of the core inside their handlers, so `labdesk --help` stays instant.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
 from labdesk import __version__
 from labdesk.errors import LabdeskError
 
-# One module per command group, in the order `--help` lists them.
-COMMAND_MODULES = ["recipes"]
+# The order `--help` lists command modules in (discovered ones not named here come last).
+# Commands are found automatically: nothing needs registering here.
+COMMAND_ORDER = [
+    "run",
+    "taxonomy",
+    "documents",
+    "models",
+    "generate",
+    "mix",
+    "train",
+    "export",
+    "chat",
+    "evaluate",
+    "doctor",
+    "recipes",
+]
+
+
+def command_modules() -> list[str]:
+    import labdesk.cli
+
+    names = {m.name for m in pkgutil.iter_modules(labdesk.cli.__path__)} - {"main", "render"}
+    return sorted(names, key=lambda n: (COMMAND_ORDER.index(n) if n in COMMAND_ORDER else 99, n))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"labdesk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"labdesk.cli.{name}").register(sub)
+    for name in command_modules():
+        module = importlib.import_module(f"labdesk.cli.{name}")
+        if hasattr(module, "register"):
+            module.register(sub)
     return parser
 
 
