@@ -61,6 +61,10 @@ class EngineSettings(_Section):
     chat_template: str | None = Field(
         None, description="Jinja chat template overriding the GGUF's own."
     )
+    reuse_prefix: bool = Field(
+        True,
+        description="Evaluate the prompt prefix shared by a batch once and reuse its KV cache.",
+    )
 
 
 class GenerateSettings(_Section):

@@ -1,0 +1,1 @@
+"""Local model runtime: model store, llama.cpp engine with batched, constrained decoding."""

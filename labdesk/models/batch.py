@@ -1,0 +1,268 @@
+"""Continuous batching on llama.cpp's low-level API.
+
+Up to `parallel` sequences live in one context, each with its own sequence id and sampler
+chain; every `llama_decode` call advances all of them by one token (and feeds prompt chunks of
+newly started ones). A finished sequence frees its slot for the next request at once.
+
+The prompt prefix every request shares (a leaf's instructions and seed examples) is evaluated
+once into a spare sequence and its KV cells are shared into each slot with
+`llama_memory_seq_cp`, so only each request's own tail is computed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from labdesk.errors import ModelError
+from labdesk.models.types import FinishReason, GenRequest, GenResult
+
+if TYPE_CHECKING:
+    from labdesk.models.engine import Engine
+
+# A shared prefix shorter than this is not worth the extra decode call.
+MIN_SHARED_PREFIX = 16
+
+
+@dataclass
+class _Slot:
+    index: int  # request index
+    seq: int  # llama.cpp sequence id
+    request: GenRequest
+    sampler: Any
+    prompt_tokens: int
+    feed: list[int]  # prompt tokens not yet decoded
+    pos: int  # position of the next token to decode
+    limit: int  # max tokens to generate
+    out: bytearray = field(default_factory=bytearray)
+    generated: int = 0
+    last: int = -1  # sampled token waiting to be decoded
+    batch_row: int = -1  # row of this slot's logits in the current batch, -1 if none
+
+    def text(self) -> str:
+        return self.out.decode("utf-8", "ignore")
+
+
+class BatchDecoder:
+    """Decodes one set of requests; iterate `finished()` (or `progress()` for one stream)."""
+
+    def __init__(
+        self, engine: Engine, requests: Sequence[GenRequest], cancel: threading.Event | None
+    ) -> None:
+        self.engine = engine
+        self.requests = list(requests)
+        self.cancel = cancel
+        self.prompts = [engine.tokenize(r.prompt) for r in self.requests]
+        for request, tokens in zip(self.requests, self.prompts, strict=True):
+            if len(tokens) >= engine.n_ctx:
+                raise ModelError(
+                    f"prompt of {len(tokens)} tokens does not fit the context of "
+                    f"{engine.n_ctx} tokens",
+                    where=request.prompt[:60] + "…",
+                    hint="raise engine.n_ctx in the recipe, or shorten the prompt",
+                )
+        self.prefix_seq = engine.parallel  # the spare sequence id
+        self.prefix_len = self._shared_prefix_len() if engine.reuse_prefix else 0
+        self.slots: dict[int, _Slot] = {}  # seq id -> live slot
+
+    def _shared_prefix_len(self) -> int:
+        if len(self.prompts) < 2:
+            return 0
+        first = self.prompts[0]
+        n = min(len(p) for p in self.prompts) - 1  # every slot keeps >= 1 token to get logits
+        for tokens in self.prompts[1:]:
+            i = 0
+            while i < n and tokens[i] == first[i]:
+                i += 1
+            n = i
+        return n if n >= MIN_SHARED_PREFIX else 0
+
+    # -- public iteration --------------------------------------------------------------------
+
+    def finished(self) -> Iterator[tuple[int, GenResult]]:
+        for index, result in self._run():
+            if result is not None:
+                yield index, result
+
+    def progress(self) -> Iterator[tuple[str, GenResult | None]]:
+        """For a single request: (text so far, None) after each token, then (text, result)."""
+        for index, result in self._run():
+            if result is not None:
+                yield result.text, result
+            else:
+                slot = next(s for s in self.slots.values() if s.index == index)
+                yield slot.text(), None
+
+    # -- the decode loop ---------------------------------------------------------------------
+
+    def _run(self) -> Iterator[tuple[int, GenResult | None]]:
+        import llama_cpp
+
+        engine = self.engine
+        mem = llama_cpp.llama_get_memory(engine.ctx)
+        llama_cpp.llama_memory_clear(mem, True)
+        capacity = max(512, engine.parallel)
+        batch = llama_cpp.llama_batch_init(capacity, 0, 1)
+        pending = deque(range(len(self.requests)))
+        free = list(range(engine.parallel - 1, -1, -1))
+        try:
+            if self.prefix_len:
+                self._decode_prefix(batch, capacity)
+            while pending or self.slots:
+                if self.cancel is not None and self.cancel.is_set():
+                    yield from self._cancel_all(pending, mem)
+                    return
+                while free and pending:
+                    self._start(pending.popleft(), free.pop(), mem)
+                self._fill_batch(batch, capacity)
+                status = llama_cpp.llama_decode(engine.ctx, batch)
+                if status != 0:
+                    raise ModelError(
+                        f"llama.cpp decode failed (status {status})",
+                        where=str(engine.path),
+                        hint="lower engine.parallel or raise engine.n_ctx",
+                    )
+                for seq, slot in list(self.slots.items()):
+                    if slot.batch_row < 0:
+                        continue
+                    token = llama_cpp.llama_sampler_sample(slot.sampler, engine.ctx, slot.batch_row)
+                    reason = self._accept(slot, token)
+                    if reason is None:
+                        yield slot.index, None
+                        continue
+                    result = self._finish(slot, reason, mem)
+                    free.append(seq)
+                    yield slot.index, result
+        finally:
+            for slot in self.slots.values():
+                llama_cpp.llama_sampler_free(slot.sampler)
+            self.slots.clear()
+            llama_cpp.llama_batch_free(batch)
+
+    def _decode_prefix(self, batch: Any, capacity: int) -> None:
+        import llama_cpp
+
+        tokens = self.prompts[0][: self.prefix_len]
+        for start in range(0, len(tokens), capacity):
+            chunk = tokens[start : start + capacity]
+            for i, token in enumerate(chunk):
+                _put(batch, i, token, start + i, self.prefix_seq, False)
+            batch.n_tokens = len(chunk)
+            if llama_cpp.llama_decode(self.engine.ctx, batch) != 0:
+                raise ModelError("llama.cpp failed on the shared prompt prefix")
+
+    def _start(self, index: int, seq: int, mem: Any) -> None:
+        import llama_cpp
+
+        from labdesk.models.sampling import make_sampler
+
+        request = self.requests[index]
+        tokens = self.prompts[index]
+        llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
+        if self.prefix_len:
+            llama_cpp.llama_memory_seq_cp(mem, self.prefix_seq, seq, -1, -1)
+        self.slots[seq] = _Slot(
+            index=index,
+            seq=seq,
+            request=request,
+            sampler=make_sampler(self.engine, request),
+            prompt_tokens=len(tokens),
+            feed=tokens[self.prefix_len :],
+            pos=self.prefix_len,
+            limit=min(request.max_tokens, self.engine.n_ctx - len(tokens)),
+        )
+
+    def _fill_batch(self, batch: Any, capacity: int) -> None:
+        """One token for every generating slot, then prompt chunks in the room that is left."""
+        n = 0
+        for seq, slot in self.slots.items():
+            slot.batch_row = -1
+            if not slot.feed:
+                _put(batch, n, slot.last, slot.pos, seq, True)
+                slot.batch_row = n
+                slot.pos += 1
+                n += 1
+        for seq, slot in self.slots.items():
+            if not slot.feed or n >= capacity:
+                continue
+            chunk, slot.feed = slot.feed[: capacity - n], slot.feed[capacity - n :]
+            for token in chunk:
+                _put(batch, n, token, slot.pos, seq, False)
+                slot.pos += 1
+                n += 1
+            if not slot.feed:  # the prompt's last token: its logits give the first answer token
+                batch.logits[n - 1] = True
+                slot.batch_row = n - 1
+        batch.n_tokens = n
+
+    def _accept(self, slot: _Slot, token: int) -> FinishReason | None:
+        """Record a sampled token; the finish reason once the sequence is done."""
+        import llama_cpp
+
+        if llama_cpp.llama_vocab_is_eog(self.engine.vocab, token):
+            return "stop"
+        slot.generated += 1
+        slot.out += self.engine.token_bytes(token)
+        slot.last = token
+        if slot.request.stop:
+            text = slot.text()
+            if any(s in text for s in slot.request.stop):
+                return "stop"
+        if slot.generated >= slot.limit:
+            return "length"
+        return None
+
+    def _finish(self, slot: _Slot, reason: FinishReason, mem: Any) -> GenResult:
+        import llama_cpp
+
+        del self.slots[slot.seq]
+        llama_cpp.llama_sampler_free(slot.sampler)
+        llama_cpp.llama_memory_seq_rm(mem, slot.seq, -1, -1)
+        return _result(slot, reason)
+
+    def _cancel_all(self, pending: deque[int], mem: Any) -> Iterator[tuple[int, GenResult]]:
+        for slot in list(self.slots.values()):
+            yield slot.index, self._finish(slot, "cancelled", mem)
+        for index in pending:
+            prompt_tokens = len(self.prompts[index])
+            yield index, GenResult("", 0, prompt_tokens, "cancelled")
+
+
+def _put(batch: Any, row: int, token: int, pos: int, seq: int, logits: bool) -> None:
+    batch.token[row] = token
+    batch.pos[row] = pos
+    batch.n_seq_id[row] = 1
+    batch.seq_id[row][0] = seq
+    batch.logits[row] = logits
+
+
+def _result(slot: _Slot, reason: FinishReason) -> GenResult:
+    text = slot.text()
+    request = slot.request
+    if reason == "stop" and request.stop:
+        cut = min((i for i in (text.find(s) for s in request.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            text = text[:cut]
+    value = None
+    if request.schema is not None and reason == "stop":
+        value = _parse_valid(text, request.schema)
+    return GenResult(text, slot.generated, slot.prompt_tokens, reason, value)
+
+
+def _parse_valid(text: str, schema: dict[str, Any]) -> Any:
+    """The JSON value of a grammar-complete answer; a failure here is a bug in our grammar."""
+    import jsonschema
+
+    try:
+        value = json.loads(text)
+        jsonschema.validate(value, schema)
+    except (ValueError, jsonschema.ValidationError) as exc:
+        raise ModelError(
+            f"constrained output does not satisfy its schema ({exc}); this is a labdesk bug",
+            where=text[:80],
+        ) from None
+    return value

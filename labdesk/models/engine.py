@@ -1,0 +1,258 @@
+"""The teacher/judge runtime: one llama.cpp model + context, many sequences decoded together.
+
+`Engine.load(path, settings)` validates the GGUF, checks it fits in memory, and loads it once
+per (file, settings): a teacher and a judge that name the same file share one engine. Its
+methods lock the context, so threads may share an engine but decode one call at a time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labdesk.errors import ModelError
+from labdesk.models.chat import ChatTemplate
+from labdesk.models.ggufinfo import GGUFInfo, read_gguf
+from labdesk.models.memory import check_fits, gpu_device, plan_memory
+from labdesk.models.types import GenRequest, GenResult
+
+if TYPE_CHECKING:
+    from labdesk.recipes import EngineSettings
+
+_N_BATCH = 512
+_CACHE: dict[tuple[str, str], Engine] = {}
+_CACHE_LOCK = threading.Lock()
+_LOG_TAIL: deque[str] = deque(maxlen=8)
+_log_callback: Any = None  # keeps the ctypes callback alive as long as llama.cpp holds it
+
+
+def _init_backend() -> None:
+    """Initialise llama.cpp once; route its log lines into a short buffer for error messages."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+
+    def on_log(level: int, text: bytes | None, user_data: Any) -> None:
+        if text and level >= 4:  # GGML_LOG_LEVEL_ERROR
+            _LOG_TAIL.append(text.decode("utf-8", "replace").strip())
+
+    _log_callback = llama_cpp.llama_log_callback(on_log)
+    llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+    llama_cpp.llama_backend_init()
+
+
+def resolve_gpu_layers(setting: int | str) -> int:
+    """'auto': every layer on the GPU when llama.cpp was built with CUDA/Metal, else none."""
+    if setting != "auto":
+        return int(setting)
+    import llama_cpp
+
+    return 999 if llama_cpp.llama_supports_gpu_offload() else 0
+
+
+class Engine:
+    """A loaded GGUF model with a multi-sequence context. Build it with `Engine.load`."""
+
+    def __init__(self, path: Path, settings: EngineSettings, info: GGUFInfo) -> None:
+        import llama_cpp
+
+        self.path = path
+        self.settings = settings
+        self.info = info
+        self.parallel = settings.parallel
+        self.reuse_prefix = settings.reuse_prefix
+        self._lock = threading.RLock()
+        self._piece_cache: dict[int, bytes] = {}
+
+        gpu_layers = resolve_gpu_layers(settings.n_gpu_layers)
+        self.device = gpu_device() if gpu_layers > 0 else "cpu"
+        # One shared (unified) KV cache: a prompt prefix copied to several sequences is stored
+        # once; every sequence may grow to n_ctx tokens.
+        n_ctx_total = settings.n_ctx * settings.parallel
+        check_fits(
+            plan_memory(info, n_ctx_total=n_ctx_total, n_batch=_N_BATCH, device=self.device),
+            where=str(path),
+        )
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = gpu_layers
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
+        if not model:
+            raise ModelError(f"llama.cpp could not load the model: {_log_text()}", where=str(path))
+        self._model = model
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = n_ctx_total
+        cparams.n_batch = _N_BATCH
+        cparams.n_ubatch = _N_BATCH
+        cparams.n_seq_max = settings.parallel + 1  # one extra sequence holds the shared prefix
+        cparams.kv_unified = True
+        threads = settings.n_threads or os.cpu_count() or 1
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        ctx = llama_cpp.llama_init_from_model(model, cparams)
+        if not ctx:
+            llama_cpp.llama_model_free(model)
+            raise ModelError(
+                f"llama.cpp could not create a context: {_log_text()}",
+                where=str(path),
+                hint="lower engine.n_ctx or engine.parallel",
+            )
+        self._ctx = ctx
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self._bos = int(llama_cpp.llama_vocab_bos(self._vocab))
+        self.n_ctx = settings.n_ctx
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+        self._template = ChatTemplate(
+            settings.chat_template or info.chat_template,
+            bos_token=info.bos_token or "",
+            eos_token=info.eos_token or "",
+        )
+
+    @classmethod
+    def load(cls, path: Path | str, settings: EngineSettings) -> Engine:
+        """The engine for `path` with `settings`, loaded on first use and then shared."""
+        path = Path(path).expanduser().resolve()
+        key = (str(path), settings.model_dump_json())
+        with _CACHE_LOCK:
+            engine = _CACHE.get(key)
+            if engine is None:
+                info = read_gguf(path)
+                _init_backend()
+                engine = _CACHE[key] = cls(path, settings, info)
+            return engine
+
+    def close(self) -> None:
+        """Free llama.cpp's memory now (also dropped from the shared cache)."""
+        import llama_cpp
+
+        with _CACHE_LOCK:
+            for key, engine in list(_CACHE.items()):
+                if engine is self:
+                    del _CACHE[key]
+        with self._lock:
+            if self._ctx:
+                llama_cpp.llama_free(self._ctx)
+                llama_cpp.llama_model_free(self._model)
+                self._ctx = self._model = None
+
+    # -- text <-> tokens -------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text`, with BOS where the model wants one and special tokens parsed."""
+        import llama_cpp
+
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        buf = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, capacity, True, True)
+        if n < 0:
+            raise ModelError("text could not be tokenized", where=str(self.path))
+        tokens = list(buf[:n])
+        # A chat template that writes its own BOS text must not get a second one added.
+        if self._add_bos and len(tokens) > 1 and tokens[0] == tokens[1] == self._bos:
+            tokens.pop(0)
+        return tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes a generated token stands for (control tokens render as nothing)."""
+        piece = self._piece_cache.get(token)
+        if piece is None:
+            import llama_cpp
+
+            buf = ctypes.create_string_buffer(64)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, False)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, False)
+            piece = self._piece_cache[token] = buf.raw[:n]
+        return piece
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self.token_bytes(t) for t in tokens).decode("utf-8", "replace")
+
+    def chat_prompt(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        """`messages` rendered with the model's chat template (or the recipe's override)."""
+        return self._template.render(messages, add_generation_prompt=add_generation_prompt)
+
+    # -- generation ------------------------------------------------------------------------
+
+    def generate(
+        self,
+        requests: Sequence[GenRequest],
+        *,
+        on_result: Callable[[int, GenResult], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[GenResult]:
+        """Complete every request (up to `parallel` at once); results in request order.
+
+        `on_result(index, result)` is called as each one finishes. When `cancel` is set, the
+        rest come back with finish_reason "cancelled" and the text generated so far.
+        """
+        from labdesk.models.batch import BatchDecoder
+
+        results: list[GenResult | None] = [None] * len(requests)
+        with self._lock:
+            for index, result in BatchDecoder(self, requests, cancel).finished():
+                results[index] = result
+                if on_result is not None:
+                    on_result(index, result)
+        return [r for r in results if r is not None]
+
+    def stream(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: tuple[str, ...] = (),
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer to `prompt` piece by piece; stops within a token once `cancel` is set.
+
+        Text that might be the start of a stop string is held back until it is known not to be.
+        """
+        from labdesk.models.batch import BatchDecoder
+
+        request = GenRequest(prompt, max_tokens, temperature, top_p, seed, stop)
+        hold = max((len(s) for s in stop), default=1) - 1
+        emitted = 0
+        with self._lock:
+            decoder = BatchDecoder(self, [request], cancel)
+            for text, result in decoder.progress():
+                if result is not None:
+                    if len(result.text) > emitted:
+                        yield result.text[emitted:]
+                    return
+                safe = len(text) - hold
+                if safe > emitted:
+                    yield text[emitted:safe]
+                    emitted = safe
+
+    # -- low-level access for the batch decoder ----------------------------------------------
+
+    @property
+    def ctx(self) -> Any:
+        if not self._ctx:
+            raise ModelError("engine is closed", where=str(self.path))
+        return self._ctx
+
+    @property
+    def vocab(self) -> Any:
+        return self._vocab
+
+
+def _log_text() -> str:
+    return " / ".join(_LOG_TAIL) or "no details (see llama.cpp's log)"

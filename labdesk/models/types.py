@@ -1,0 +1,37 @@
+"""Requests and results of the generation engine (plain data, no llama.cpp import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    """One completion: a formatted prompt and how to sample it.
+
+    `schema` (a JSON schema) or `pattern` (a small regex) constrain the output through a
+    grammar; at temperature 0 decoding is greedy, otherwise top-p sampling seeded by `seed`.
+    """
+
+    prompt: str
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    schema: dict[str, Any] | None = None
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class GenResult:
+    """A finished completion; `value` is the parsed, schema-valid JSON of a schema request."""
+
+    text: str
+    tokens: int
+    prompt_tokens: int
+    finish_reason: FinishReason
+    value: Any = None
