@@ -1,0 +1,107 @@
+"""Read YAML the way upstream does (PyYAML's safe loader), with bounds it lacks.
+
+Upstream calls `yaml.safe_load`: anchors and aliases become shared objects, so a few hundred
+bytes of nested aliases (a "billion laughs") turn into a structure that every later walk
+(schema validation, hashing) expands to billions of nodes. We compose first, count the nodes the
+tree has once aliases are expanded, and refuse it before anything walks it. Files bigger than
+`MAX_FILE_BYTES` are refused before parsing (the largest real qna.yaml we know is ~0.6 MB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from labdesk.yamlpath import _child  # the one walk from a path to a node, shared with locate()
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_NODES = 50_000
+"""Expanded node budget: real leaves have a few hundred; 50k keeps schema checks sub-second."""
+
+
+class YamlLimitError(Exception):
+    """The document is readable YAML but too large once aliases are expanded (or recursive)."""
+
+    def __init__(self, message: str, line: int, col: int) -> None:
+        super().__init__(message)
+        self.line = line
+        self.col = col
+
+
+@dataclass(frozen=True)
+class Parsed:
+    data: Any
+    node: yaml.Node | None
+
+
+def parse(text: str) -> Parsed:
+    """Compose and construct one YAML document like `yaml.safe_load`, bounded in size.
+
+    Raises `yaml.YAMLError` for unreadable YAML and `YamlLimitError` for alias bombs and
+    recursive aliases.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return Parsed(None, None)
+        _check_size(node)
+        return Parsed(loader.construct_document(node), node)
+    finally:
+        loader.dispose()
+
+
+def _check_size(root: yaml.Node) -> None:
+    """Count nodes with aliases expanded (memoised per shared node, so counting stays cheap)."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            mark = node.start_mark
+            raise YamlLimitError(
+                "recursive alias: a node contains itself", mark.line + 1, mark.column + 1
+            )
+        total = 1
+        if isinstance(node, yaml.SequenceNode | yaml.MappingNode):
+            active.add(key)
+            children = (
+                node.value
+                if isinstance(node, yaml.SequenceNode)
+                else [part for pair in node.value for part in pair]
+            )
+            for child in children:
+                total += size(child)
+                if total > MAX_NODES:
+                    mark = node.start_mark
+                    raise YamlLimitError(
+                        f"document too large once aliases are expanded (over {MAX_NODES:,} nodes)",
+                        mark.line + 1,
+                        mark.column + 1,
+                    )
+            active.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
+def position(root: yaml.Node | None, parts: Sequence[str | int]) -> tuple[int, int]:
+    """1-based (line, col) of the node at `parts` in an already composed tree (as
+    `labdesk.yamlpath.locate`, without parsing the text again); the nearest existing parent
+    when the path goes missing."""
+    if root is None:
+        return 1, 1
+    node, mark = root, root.start_mark
+    for part in parts:
+        child = _child(node, part)
+        if child is None:
+            break
+        node, mark = child
+    return mark.line + 1, mark.column + 1
