@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if not (sys.argv[1:] if argv is None else argv):
+        return open_app()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -74,6 +76,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "[yellow]interrupted[/]: everything written so far is kept; run again to resume."
         )
         return 130
+
+
+def open_app() -> int:
+    """No command: the terminal app (imported here only, so `--help` never loads Textual)."""
+    from labdesk.cli.render import console_err
+
+    try:
+        from labdesk.tui import run_app
+
+        return run_app()
+    except LabdeskError as exc:
+        console_err.print(f"[bold red]error[/]: {exc}", highlight=False, markup=True)
+        return 1
 
 
 if __name__ == "__main__":

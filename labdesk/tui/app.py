@@ -1,0 +1,96 @@
+"""The labdesk app: one mode per step of the LAB flow, switched with function keys or the palette.
+
+Start-up does only cheap work (open the workspace folder, list the taxonomy's files) so the first
+screen appears at once; every heavy library is imported by the worker that first needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from labdesk.workspace import Workspace
+
+SCREENS_HELP = {
+    "guide": ("Guide", "How the LAB flow works, step by step"),
+    "taxonomy": ("Taxonomy", "Browse, edit and validate qna.yaml leaves"),
+    "generate": ("Generate", "Synthetic data from the teacher; browse and prune samples"),
+    "train": ("Train", "Phased LoRA training with loss charts"),
+    "chat": ("Chat", "Talk to the tuned model, compare with the base model"),
+    "models": ("Models", "Downloaded models and what a recipe needs"),
+}
+
+
+def _lazy(module: str, name: str) -> Callable[[], Screen[Any]]:
+    """A mode's screen factory that imports its module when the mode is first opened."""
+
+    def make() -> Screen[Any]:
+        screen_type: type[Screen[Any]] = getattr(
+            importlib.import_module(f"labdesk.tui.{module}"), name
+        )
+        return screen_type()
+
+    return make
+
+
+class LabdeskApp(App[None]):
+    TITLE = "labdesk"
+    SUB_TITLE = "LAB method, on this machine"
+    CSS = """
+    Screen { background: $background; }
+    .pane-title { text-style: bold; color: $accent; padding: 0 1; }
+    .hint { color: $text-muted; padding: 0 1; }
+    .toolbar { height: auto; padding: 0 1; }
+    .toolbar > * { margin-right: 1; }
+    """
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
+        "guide": _lazy("guide_screen", "GuideScreen"),
+        "taxonomy": _lazy("taxonomy_screen", "TaxonomyScreen"),
+        "generate": _lazy("generate_screen", "GenerateScreen"),
+        "train": _lazy("train_screen", "TrainScreen"),
+        "chat": _lazy("chat_screen", "ChatScreen"),
+        "models": _lazy("models_screen", "ModelsScreen"),
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "switch_mode('guide')", "Guide"),
+        Binding("f2", "switch_mode('taxonomy')", "Taxonomy"),
+        Binding("f3", "switch_mode('generate')", "Generate"),
+        Binding("f4", "switch_mode('train')", "Train"),
+        Binding("f5", "switch_mode('chat')", "Chat"),
+        Binding("f6", "switch_mode('models')", "Models"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        *,
+        home: Path | None = None,
+        recipe: str = "demo",
+        run: str = "default",
+        mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.workspace = Workspace.open(home)
+        self.taxonomy_root = self.workspace.ensure_taxonomy()
+        self.recipe_name = recipe
+        """The recipe the generate, train, chat and models screens use (shared, changeable)."""
+        self.run_name = run
+        self._start_mode = mode or "taxonomy"
+
+    async def on_mount(self) -> None:
+        await self.switch_mode(self._start_mode)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.workspace.run_dir(self.run_name)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, (title, help_text) in SCREENS_HELP.items():
+            yield SystemCommand(f"Open {title}", help_text, lambda m=mode: self.switch_mode(m))

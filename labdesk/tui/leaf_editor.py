@@ -1,0 +1,365 @@
+"""The leaf editor: a form over one `qna.yaml`, validated live with upstream's own checks.
+
+Every keystroke updates the form; a moment later the form is written into the round-trip YAML
+document and checked with `labdesk.taxonomy.validate_text` in a worker, and each problem is shown
+under the field its YAML path points at. Saving writes the same document atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Button, Input, Label, Static, TextArea
+
+from labdesk.tui.qna_file import FieldPath, LeafForm, QAForm, QnaFile, SeedForm, parse_yq
+from labdesk.tui.work import notify_error
+
+if TYPE_CHECKING:
+    from labdesk.taxonomy import Problem
+
+VALIDATE_DELAY_S = 0.3
+"""Validation waits for a pause in typing, so a fast typist never waits for it."""
+
+
+def field_id(path: FieldPath) -> str:
+    return "f-" + "-".join(str(part) for part in path)
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def problem_markup(problems: list[Problem]) -> str:
+    lines = []
+    for p in problems:
+        colour, mark = ("red", "✗") if p.severity == "error" else ("yellow", "!")
+        lines.append(f"[{colour}]{mark} {escape(p.message)}[/]")
+    return "\n".join(lines)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+class FieldBox(Vertical):
+    """One value: its title with a word count, the input, and the problems found in it."""
+
+    DEFAULT_CSS = """
+    FieldBox { height: auto; margin: 0 0 1 0; }
+    FieldBox > .field-title { color: $text-muted; }
+    FieldBox.-error > .field-title { color: $error; }
+    FieldBox > TextArea { height: auto; min-height: 3; max-height: 12; }
+    FieldBox.-error > TextArea, FieldBox.-error > Input { border: tall $error; }
+    FieldBox > .field-problems { display: none; padding: 0 1; }
+    FieldBox.-problems > .field-problems { display: block; }
+    """
+
+    def __init__(
+        self,
+        path: FieldPath,
+        title: str,
+        value: str,
+        *,
+        multiline: bool,
+        word_limit: int | None = None,
+        placeholder: str = "",
+    ) -> None:
+        super().__init__(id="box" + field_id(path)[1:])
+        self.path = path
+        self.title = title
+        self.word_limit = word_limit
+        self._value = value
+        self._multiline = multiline
+        self._placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        yield Label(self._title_text(self._value), classes="field-title")
+        if self._multiline:
+            area = TextArea(self._value, id=field_id(self.path), soft_wrap=True)
+            area.show_line_numbers = False
+            area.placeholder = self._placeholder
+            yield area
+        else:
+            yield Input(self._value, id=field_id(self.path), placeholder=self._placeholder)
+        yield Static("", classes="field-problems")
+
+    @property
+    def value(self) -> str:
+        widget = self.query_one(f"#{field_id(self.path)}")
+        return widget.text if isinstance(widget, TextArea) else str(getattr(widget, "value", ""))
+
+    def _title_text(self, value: str) -> str:
+        n = words(value)
+        if self.word_limit is None:
+            return self.title
+        over = n > self.word_limit
+        count = f"{n}/{self.word_limit} words"
+        return f"{self.title} · " + (f"[red]{count}[/]" if over else count)
+
+    def refresh_hint(self) -> None:
+        self.query_one(".field-title", Label).update(self._title_text(self.value))
+
+    def show_problems(self, problems: list[Problem]) -> None:
+        self.set_class(any(p.severity == "error" for p in problems), "-error")
+        self.set_class(bool(problems), "-problems")
+        self.query_one(".field-problems", Static).update(problem_markup(problems))
+
+
+class LeafEditor(VerticalScroll):
+    """Edits one leaf; posts `Validated` after each check and `Saved` after each save."""
+
+    DEFAULT_CSS = """
+    LeafEditor { padding: 0 1; }
+    LeafEditor > #summary { height: auto; padding: 0 1; margin-bottom: 1; border: round $panel; }
+    LeafEditor > #summary.-error { border: round $error; }
+    LeafEditor > #summary.-clean { border: round $success; }
+    LeafEditor .seed { height: auto; border: round $panel; padding: 0 1; margin-bottom: 1; }
+    LeafEditor .seed-head { height: 1; }
+    LeafEditor .seed-head > Label { width: 1fr; text-style: bold; }
+    LeafEditor .seed-head > Button, LeafEditor .qa-head > Button {
+        min-width: 5; height: 1; border: none; margin-left: 1;
+    }
+    LeafEditor .qa-head { height: 1; }
+    LeafEditor .qa-head > Label { width: 1fr; color: $text-muted; }
+    LeafEditor .section { text-style: bold; color: $accent; margin-top: 1; }
+    LeafEditor #add-seed { margin-bottom: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save", priority=True),
+    ]
+
+    class Validated(Message):
+        def __init__(self, editor: LeafEditor, problems: list[Problem]) -> None:
+            super().__init__()
+            self.editor = editor
+            self.problems = problems
+
+    class Saved(Message):
+        def __init__(self, editor: LeafEditor) -> None:
+            super().__init__()
+            self.editor = editor
+
+    def __init__(self, file: Path, rel: str, qna: QnaFile) -> None:
+        super().__init__()
+        self.file = file
+        self.rel = rel
+        """Path relative to the taxonomy root: upstream's rules depend on it."""
+        self.qna = qna
+        self.form: LeafForm = qna.form()
+        self.problems: list[Problem] = []
+        self.dirty = False
+        self._timer: Timer | None = None
+
+    # layout --------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        from labdesk.taxonomy.advice import CONTEXT_WORDS, QA_WORDS
+
+        form = self.form
+        kind = "knowledge" if form.knowledge else "skill"
+        yield Static(f"{self.rel} · {kind}", id="summary")
+        yield FieldBox(
+            ("created_by",), "created_by (your GitHub name)", form.created_by, multiline=False
+        )
+        outline = "document_outline" if form.knowledge else "task_description"
+        yield FieldBox((outline,), outline, form.description, multiline=True)
+        if form.knowledge:
+            yield FieldBox(("domain",), "domain", form.domain, multiline=False)
+        yield Label("Seed examples", classes="section")
+        for i, seed in enumerate(form.seeds):
+            with Vertical(classes="seed", id=f"seed-{i}"):
+                with Horizontal(classes="seed-head"):
+                    yield Label(f"Seed {i + 1} of {len(form.seeds)}")
+                    yield Button("↑", id=f"up-{i}", compact=True, tooltip="Move this seed up")
+                    yield Button("↓", id=f"down-{i}", compact=True, tooltip="Move this seed down")
+                    yield Button(
+                        "✕",
+                        id=f"del-{i}",
+                        compact=True,
+                        variant="error",
+                        tooltip="Remove this seed",
+                    )
+                base: FieldPath = ("seed_examples", i)
+                if form.knowledge:
+                    yield FieldBox(
+                        (*base, "context"), "context", seed.context,
+                        multiline=True, word_limit=CONTEXT_WORDS,
+                    )  # fmt: skip
+                    for j, qa in enumerate(seed.qa):
+                        pair: FieldPath = (*base, "questions_and_answers", j)
+                        with Horizontal(classes="qa-head"):
+                            yield Label(f"Q&A {j + 1}")
+                            yield Button(
+                                "✕", id=f"delqa-{i}-{j}", compact=True, tooltip="Remove this pair"
+                            )
+                        yield FieldBox((*pair, "question"), "question", qa.question, multiline=True)
+                        yield FieldBox(
+                            (*pair, "answer"), "answer", qa.answer,
+                            multiline=True, word_limit=QA_WORDS,
+                        )  # fmt: skip
+                    yield Button("+ Q&A", id=f"addqa-{i}")
+                else:
+                    qa = seed.qa[0]
+                    yield FieldBox(
+                        (*base, "context"), "context (grounded skills only)", seed.context,
+                        multiline=True,
+                    )  # fmt: skip
+                    yield FieldBox((*base, "question"), "question", qa.question, multiline=True)
+                    yield FieldBox((*base, "answer"), "answer", qa.answer, multiline=True)
+        yield Button("+ seed example", id="add-seed", variant="primary")
+        if form.knowledge:
+            yield Label("Document", classes="section")
+            yield FieldBox(
+                ("document", "repo"), "repo (git URL or local path)", form.repo, multiline=False
+            )
+            yield FieldBox(("document", "commit"), "commit", form.commit, multiline=False)
+            yield FieldBox(
+                ("document", "patterns"), "patterns (one glob per line)",
+                "\n".join(form.patterns), multiline=True,
+            )  # fmt: skip
+
+    def on_mount(self) -> None:
+        self.validate_now()
+
+    # editing -------------------------------------------------------------------------------
+    def sync(self) -> None:
+        """Read every input back into the form (before a restructure, a check or a save)."""
+        for box in self.query(FieldBox):
+            self.form.set(box.path, box.value)
+
+    @on(TextArea.Changed)
+    @on(Input.Changed)
+    def _edited(self, event: TextArea.Changed | Input.Changed) -> None:
+        box = event.control.parent
+        if not isinstance(box, FieldBox):
+            return
+        event.stop()
+        box.refresh_hint()
+        self.form.set(box.path, box.value)
+        if self.form != self.qna.form():
+            self.dirty = True
+        self._schedule_validation()
+
+    def _schedule_validation(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(VALIDATE_DELAY_S, self.validate_now)
+
+    async def restructure(self, change: str, i: int, j: int = 0) -> None:
+        """Add, remove or move seeds and pairs, then redraw the form."""
+        self.sync()
+        seeds = self.form.seeds
+        if change == "add-seed":
+            qa = [QAForm() for _ in range(3)] if self.form.knowledge else [QAForm()]
+            seeds.append(SeedForm(qa=qa))
+        elif change == "del" and seeds:
+            del seeds[i]
+        elif change == "up" and i > 0:
+            seeds[i - 1], seeds[i] = seeds[i], seeds[i - 1]
+        elif change == "down" and i + 1 < len(seeds):
+            seeds[i + 1], seeds[i] = seeds[i], seeds[i + 1]
+        elif change == "addqa":
+            seeds[i].qa.append(QAForm())
+        elif change == "delqa" and len(seeds[i].qa) > 1:
+            del seeds[i].qa[j]
+        else:
+            return
+        self.dirty = True
+        await self.recompose()
+        self.validate_now()
+
+    @on(Button.Pressed)
+    async def _button(self, event: Button.Pressed) -> None:
+        if event.button.id == "add-seed":
+            event.stop()
+            await self.restructure("add-seed", 0)
+            return
+        change, _, rest = (event.button.id or "").partition("-")
+        if change in ("up", "down", "del", "addqa", "delqa"):
+            event.stop()
+            parts = [int(n) for n in rest.split("-")]
+            await self.restructure(change, *parts)
+
+    # checking and saving -------------------------------------------------------------------
+    def current_text(self) -> str:
+        self.qna.apply(self.form)
+        return self.qna.dump()
+
+    def validate_now(self) -> None:
+        self._timer = None
+        self._validate(self.current_text())
+
+    @work(thread=True, exclusive=True, group="validate")
+    def _validate(self, text: str) -> None:
+        from labdesk.taxonomy import validate_text
+
+        try:
+            problems = validate_text(text, self.rel)
+        except Exception as exc:  # a checker crash must not take the editor down
+            notify_error(self.app, exc)
+            return
+        self.app.call_from_thread(self.show_problems, problems)
+
+    def show_problems(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        boxes = {box.path: box for box in self.query(FieldBox)}
+        placed: dict[FieldPath, list[Problem]] = {path: [] for path in boxes}
+        loose: list[Problem] = []
+        for problem in problems:
+            target = self._field_for(parse_yq(problem.yaml_path), list(boxes))
+            (placed[target] if target else loose).append(problem)
+        for path, box in boxes.items():
+            box.show_problems(placed[path])
+        errors = sum(p.severity == "error" for p in problems)
+        warnings = len(problems) - errors
+        summary = self.query_one("#summary", Static)
+        kind = "knowledge" if self.form.knowledge else "skill"
+        head = f"[b]{escape(self.rel)}[/b] · {kind} · "
+        if not problems:
+            head += "[green]✓ valid by upstream's rules[/]"
+        else:
+            head += f"[red]✗ {errors} error(s)[/] · [yellow]! {warnings} warning(s)[/]"
+        if loose:
+            head += "\n" + problem_markup(loose)
+        summary.update(head)
+        summary.set_class(errors > 0, "-error")
+        summary.set_class(not problems, "-clean")
+        self.post_message(self.Validated(self, problems))
+
+    @staticmethod
+    def _field_for(path: FieldPath, fields: list[FieldPath]) -> FieldPath | None:
+        """The field a problem belongs to: the deepest field on its path, else the first
+        field inside it (a missing key inside seed 3 lands on seed 3's first field)."""
+        if not path:
+            return None
+        on_path = [f for f in fields if path[: len(f)] == f]
+        if on_path:
+            return max(on_path, key=len)
+        if len(path) >= 2:
+            inside = [f for f in fields if f[: len(path)] == path]
+            if inside:
+                return inside[0]
+        return None
+
+    def action_save(self) -> None:
+        self.sync()
+        try:
+            self.qna.apply(self.form)
+            self.qna.save(self.file)
+        except OSError as exc:
+            notify_error(self.app, exc)
+            return
+        self.dirty = False
+        errors = sum(p.severity == "error" for p in self.problems)
+        note = f" with {errors} error(s) left to fix" if errors else ""
+        self.notify(f"saved {self.rel}{note}", severity="warning" if errors else "information")
+        self.post_message(self.Saved(self))
+        self.validate_now()

@@ -1,0 +1,312 @@
+"""The taxonomy screen: every leaf at a glance (kind, seeds, validity) and the leaf editor.
+
+The tree is drawn from a plain file listing at once; the full upstream check of every leaf runs
+in a worker and then colours each leaf. Drafts of leaves left unsaved are kept while browsing.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from labdesk.errors import LabdeskError
+from labdesk.tui.leaf_editor import LeafEditor, escape
+from labdesk.tui.qna_file import LeafForm, QnaFile
+from labdesk.tui.work import notify_error
+
+if TYPE_CHECKING:
+    from labdesk.taxonomy import Leaf, Problem, Taxonomy
+    from labdesk.taxonomy.leaves import LeafKind
+    from labdesk.tui.app import LabdeskApp
+
+GROUPS = ("knowledge", "compositional_skills", "foundational_skills")
+LEAF_FILE = "qna.yaml"
+KIND_LABEL = {"knowledge": "knowledge", "freeform_skill": "freeform", "grounded_skill": "grounded"}
+
+
+def list_leaf_files(root: Path) -> list[str]:
+    """Leaf files relative to the root (a cheap listing, for drawing the tree at once)."""
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob(LEAF_FILE)
+        if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+class NewLeafDialog(ModalScreen[tuple[str, str] | None]):
+    """Asks for a new leaf's kind and folder."""
+
+    DEFAULT_CSS = """
+    NewLeafDialog { align: center middle; }
+    NewLeafDialog > Vertical {
+        width: 72; height: auto; border: thick $accent; background: $surface; padding: 1 2;
+    }
+    NewLeafDialog Horizontal { height: auto; margin-top: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+    KINDS: ClassVar[dict[str, str]] = {
+        "knowledge": "knowledge",
+        "freeform_skill": "compositional_skills",
+        "grounded_skill": "compositional_skills",
+    }
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("New leaf", classes="pane-title")
+            yield Select(
+                [
+                    ("Knowledge (facts from documents)", "knowledge"),
+                    ("Freeform skill (no context)", "freeform_skill"),
+                    ("Grounded skill (answers use a context)", "grounded_skill"),
+                ],
+                value="freeform_skill",
+                allow_blank=False,
+                id="kind",
+            )
+            yield Input(placeholder="folder, e.g. writing/freeform/limericks", id="folder")
+            yield Static("", id="where", classes="hint")
+            with Horizontal():
+                yield Button("Create", variant="primary", id="create")
+                yield Button("Cancel", id="cancel")
+
+    def _path(self) -> str:
+        kind = str(self.query_one("#kind", Select).value)
+        folder = self.query_one("#folder", Input).value.strip().strip("/")
+        top = self.KINDS[kind]
+        if folder.startswith(top + "/"):
+            folder = folder[len(top) + 1 :]
+        return f"{top}/{folder}" if folder else ""
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _preview(self) -> None:
+        path = self._path()
+        self.query_one("#where", Static).update(f"{path}/qna.yaml" if path else "")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#create")
+    def _create(self) -> None:
+        if path := self._path():
+            self.dismiss((str(self.query_one("#kind", Select).value), path))
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+class TaxonomyScreen(Screen[None]):
+    DEFAULT_CSS = """
+    TaxonomyScreen #side { width: 44; border-right: vkey $panel; }
+    TaxonomyScreen #leaves { height: 1fr; }
+    TaxonomyScreen #editor-pane { width: 1fr; }
+    TaxonomyScreen #empty { padding: 2 4; color: $text-muted; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "new_leaf", "New leaf"),
+        Binding("ctrl+e", "external_editor", "$EDITOR"),
+        Binding("ctrl+r", "check_all", "Re-check"),
+        Binding("ctrl+o", "documents", "Documents"),
+    ]
+
+    app: LabdeskApp
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taxonomy: Taxonomy | None = None
+        self.drafts: dict[str, LeafForm] = {}
+        """Unsaved forms of leaves the user moved away from, by taxonomy-relative file path."""
+        self.editor: LeafEditor | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.app.taxonomy_root
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(id="side"):
+                yield Label("Taxonomy", classes="pane-title")
+                yield Tree("taxonomy", id="leaves")
+                yield Static("✓ valid  ✗ errors  ! warnings  … checking", classes="hint")
+            with Vertical(id="editor-pane"):
+                yield Static(
+                    "Pick a leaf on the left to edit it, or press ctrl+n for a new one.\n\n"
+                    "A leaf is one qna.yaml: knowledge (facts, with documents) or a skill "
+                    "(how to do something, from examples).",
+                    id="empty",
+                )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.populate()
+        self.action_check_all()
+
+    # the tree ------------------------------------------------------------------------------
+    def populate(self, select: str | None = None) -> None:
+        tree = self.query_one("#leaves", Tree)
+        tree.clear()
+        tree.show_root = False
+        groups: dict[str, TreeNode[str]] = {}
+        for rel in list_leaf_files(self.root):
+            top = rel.split("/", 1)[0]
+            if top not in groups:
+                groups[top] = tree.root.add(f"[b]{top}[/b]", expand=True)
+            node = groups[top].add_leaf(self._label(rel), data=rel)
+            if rel == select:
+                tree.move_cursor(node)
+        for top in GROUPS:  # empty groups still show where new leaves go
+            if top not in groups:
+                groups[top] = tree.root.add(f"[b]{top}[/b] [dim](empty)[/]", expand=True)
+
+    def _label(self, rel: str) -> str:
+        folder = rel.split("/", 1)[1].removesuffix(f"/{LEAF_FILE}") if "/" in rel else rel
+        mark = "[dim]…[/]"
+        detail = ""
+        if self.taxonomy is not None:
+            file = str(self.root / rel)
+            problems = [p for p in self.taxonomy.problems if p.file == file]
+            leaf = self._leaf(rel)
+            if any(p.severity == "error" for p in problems):
+                mark = "[red]✗[/]"
+            elif problems:
+                mark = "[yellow]![/]"
+            else:
+                mark = "[green]✓[/]"
+            if leaf is not None:
+                detail = f" [dim]{KIND_LABEL[leaf.kind]}·{len(leaf.seeds)}[/]"
+        draft = " [b yellow]●[/]" if rel in self.drafts else ""
+        return f"{mark} {escape(folder)}{detail}{draft}"
+
+    def _leaf(self, rel: str) -> Leaf | None:
+        if self.taxonomy is None:
+            return None
+        folder = rel.removesuffix(f"/{LEAF_FILE}")
+        return next((leaf for leaf in self.taxonomy.leaves if leaf.path == folder), None)
+
+    def relabel(self) -> None:
+        tree = self.query_one("#leaves", Tree)
+        for node in tree.root.children:
+            for leaf_node in node.children:
+                if leaf_node.data:
+                    leaf_node.set_label(self._label(leaf_node.data))
+
+    def action_check_all(self) -> None:
+        self._check_all()
+
+    @work(thread=True, exclusive=True, group="check-all")
+    def _check_all(self) -> None:
+        from labdesk.taxonomy import load_taxonomy
+
+        try:
+            taxonomy = load_taxonomy(self.root)
+        except LabdeskError as exc:
+            notify_error(self.app, exc)
+            return
+        self.app.call_from_thread(self._checked, taxonomy)
+
+    def _checked(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self.relabel()
+
+    # the editor ----------------------------------------------------------------------------
+    @on(Tree.NodeSelected, "#leaves")
+    async def _selected(self, event: Tree.NodeSelected[str]) -> None:
+        if event.node.data:
+            await self.open_leaf(event.node.data)
+
+    async def open_leaf(self, rel: str, qna: QnaFile | None = None) -> None:
+        self._stash_draft()
+        file = self.root / rel
+        knowledge = rel.startswith("knowledge/")
+        try:
+            qna = qna or QnaFile.read(file, knowledge=knowledge)
+        except LabdeskError as exc:
+            notify_error(self.app, exc)
+            return
+        editor = LeafEditor(file, rel, qna)
+        if draft := self.drafts.pop(rel, None):
+            editor.form = draft
+            editor.dirty = True
+        pane = self.query_one("#editor-pane")
+        await pane.remove_children()
+        await pane.mount(editor)
+        self.editor = editor
+        self.relabel()
+
+    def _stash_draft(self) -> None:
+        if self.editor is not None and self.editor.is_mounted:
+            self.editor.sync()
+            if self.editor.dirty:
+                self.drafts[self.editor.rel] = self.editor.form
+
+    @on(LeafEditor.Saved)
+    def _saved(self, event: LeafEditor.Saved) -> None:
+        self.drafts.pop(event.editor.rel, None)
+        self.action_check_all()
+
+    # commands ------------------------------------------------------------------------------
+    def action_new_leaf(self) -> None:
+        self.app.push_screen(NewLeafDialog(), self._create_leaf)
+
+    async def _create_leaf(self, answer: tuple[str, str] | None) -> None:
+        if answer is None:
+            return
+        kind, folder = answer
+        rel = f"{folder}/{LEAF_FILE}"
+        file = self.root / rel
+        if file.exists():
+            self.notify(f"{rel} already exists: opened it", severity="warning")
+        else:
+            qna = QnaFile.template(_kind(kind), created_by=os.environ.get("USER", ""))
+            file.parent.mkdir(parents=True, exist_ok=True)
+            qna.save(file)
+        self.populate(select=rel)
+        await self.open_leaf(rel)
+        self.action_check_all()
+
+    async def action_external_editor(self) -> None:
+        """Escape hatch: edit the raw file in $EDITOR, then reload it."""
+        if self.editor is None:
+            self.notify("pick a leaf first", severity="warning")
+            return
+        if self.editor.dirty:
+            self.editor.action_save()
+        command = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
+        try:
+            with self.app.suspend():
+                subprocess.run([*command, str(self.editor.file)], check=False)
+        except Exception as exc:  # no terminal to hand over (headless), editor missing, ...
+            notify_error(self.app, exc)
+            return
+        await self.open_leaf(self.editor.rel)
+        self.action_check_all()
+
+    def action_documents(self) -> None:
+        if self.editor is None or not self.editor.rel.startswith("knowledge/"):
+            self.notify("documents belong to knowledge leaves: pick one first", severity="warning")
+            return
+        from labdesk.tui.documents_screen import DocumentsScreen
+
+        self.app.push_screen(DocumentsScreen(self.editor.rel.removesuffix(f"/{LEAF_FILE}")))
+
+    def problems_for(self, rel: str) -> list[Problem]:
+        if self.taxonomy is None:
+            return []
+        return [p for p in self.taxonomy.problems if p.file == str(self.root / rel)]
+
+
+def _kind(value: str) -> LeafKind:
+    if value == "knowledge":
+        return "knowledge"
+    return "grounded_skill" if value == "grounded_skill" else "freeform_skill"
