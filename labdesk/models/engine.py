@@ -39,8 +39,9 @@ def _init_backend() -> None:
     import llama_cpp
 
     def on_log(level: int, text: bytes | None, user_data: Any) -> None:
-        if text and level >= 4:  # GGML_LOG_LEVEL_ERROR
-            _LOG_TAIL.append(text.decode("utf-8", "replace").strip())
+        line = (text or b"").decode("utf-8", "replace").strip()
+        if level in (3, 4) and len(line) > 1:  # GGML_LOG_LEVEL_WARN / _ERROR
+            _LOG_TAIL.append(line)
 
     _log_callback = llama_cpp.llama_log_callback(on_log)
     llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))

@@ -1,0 +1,124 @@
+"""Batched decoding on real llama.cpp: equal to one-at-a-time, with refills and prefix reuse."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from labdesk.models.types import GenRequest, GenResult
+
+from .conftest import load
+
+STORY = "Once upon a time, there was a little girl named Lily. She loved to play outside."
+
+
+def _requests() -> list[GenRequest]:
+    # Different prompt lengths and answer lengths, more requests than slots, so slots free up
+    # at different steps and are refilled mid-run.
+    openings = ["Once upon a time", "Tom had a red ball", STORY, "The cat", STORY + " One day"]
+    return [
+        GenRequest(openings[i % len(openings)] + " " * (i % 2), max_tokens=8 + 7 * (i % 4))
+        for i in range(11)
+    ]
+
+
+def test_batched_equals_sequential_at_temperature_zero(stories_gguf: Path) -> None:
+    requests = _requests()
+    sequential = [load(stories_gguf, parallel=1).generate([r])[0] for r in requests]
+    finished: list[int] = []
+    batched = load(stories_gguf, parallel=4).generate(
+        requests, on_result=lambda i, _r: finished.append(i)
+    )
+    assert [r.text for r in batched] == [r.text for r in sequential]
+    assert [r.tokens for r in batched] == [r.tokens for r in sequential]
+    assert all(r.finish_reason == "length" for r in batched)
+    assert [r.tokens for r in batched] == [q.max_tokens for q in requests]
+    # Short answers finished first: slots were freed and refilled, not run in rigid waves.
+    assert sorted(finished) == list(range(len(requests)))
+    assert finished != list(range(len(requests)))
+    assert "little girl" in sequential[0].text  # the real model writes its known story
+
+
+def test_shared_prefix_reuse_gives_identical_output(stories_gguf: Path) -> None:
+    endings = ["Lily", "One day, she", "Her mom said", "The sun", "She saw a", "Then"]
+    requests = [GenRequest(f"{STORY} {STORY} {end}", max_tokens=12) for end in endings]
+    reused = load(stories_gguf, reuse_prefix=True)
+    plain = load(stories_gguf, reuse_prefix=False)
+    from labdesk.models.batch import BatchDecoder
+
+    decoder = BatchDecoder(reused, requests, None)
+    assert decoder.prefix_len >= 40  # the two stories are shared and evaluated once
+    assert BatchDecoder(plain, requests, None).prefix_len == 0
+    assert [r.text for r in reused.generate(requests)] == [r.text for r in plain.generate(requests)]
+
+
+def test_seeded_sampling_is_reproducible(stories_gguf: Path) -> None:
+    engine = load(stories_gguf)
+    requests = [GenRequest(STORY, 24, temperature=1.0, top_p=0.9, seed=s) for s in (1, 2, 1, 3)]
+    first = engine.generate(requests)
+    again = engine.generate(list(reversed(requests)))[::-1]  # other slots, other neighbours
+    assert [r.text for r in first] == [r.text for r in again]
+    assert first[0].text == first[2].text
+    assert len({first[0].text, first[1].text, first[3].text}) == 3
+
+
+def test_stop_strings_cut_the_text(stories_gguf: Path) -> None:
+    engine = load(stories_gguf)
+    full = engine.generate([GenRequest("Once upon a time", 40)])[0].text
+    assert "Lily" in full
+    cut = engine.generate([GenRequest("Once upon a time", 40, stop=("Lily",))])[0]
+    assert cut.finish_reason == "stop"
+    assert cut.text == full[: full.index("Lily")]
+
+
+def test_cancel_stops_generation_within_a_few_tokens(stories_gguf: Path) -> None:
+    engine = load(stories_gguf)
+    cancel = threading.Event()
+    seen: list[GenResult] = []
+
+    def stop_after_first(index: int, result: GenResult) -> None:
+        seen.append(result)
+        cancel.set()
+
+    requests = [GenRequest("Once upon a time", 4)] + [
+        GenRequest("Once upon a time", 400) for _ in range(6)
+    ]
+    results = engine.generate(requests, on_result=stop_after_first, cancel=cancel)
+    assert results[0].finish_reason == "length"
+    assert all(r.finish_reason == "cancelled" for r in results[1:])
+    # Three ran beside the short one: they stopped within a token of it; the rest never ran.
+    assert [r.tokens for r in results[1:4]] == [4, 4, 4]
+    assert [r.tokens for r in results[4:]] == [0, 0, 0]
+
+
+def test_stream_yields_the_same_text_and_cancels(stories_gguf: Path) -> None:
+    engine = load(stories_gguf)
+    whole = engine.generate([GenRequest("Once upon a time", 30)])[0].text
+    assert "".join(engine.stream("Once upon a time", max_tokens=30)) == whole
+
+    cancel = threading.Event()
+    pieces = []
+    for piece in engine.stream("Once upon a time", max_tokens=400, cancel=cancel):
+        pieces.append(piece)
+        if len(pieces) == 5:
+            cancel.set()
+    assert len(pieces) <= 6
+    assert whole.startswith("".join(pieces))
+
+
+def test_stream_holds_back_a_partial_stop_string(stories_gguf: Path) -> None:
+    engine = load(stories_gguf)
+    pieces = list(engine.stream("Once upon a time", max_tokens=40, stop=("named Lily",)))
+    text = "".join(pieces)
+    assert text.endswith("little girl ")
+    assert "named" not in text
+
+
+def test_chat_prompt_and_token_counts(stories_gguf: Path) -> None:
+    engine = load(stories_gguf, chat_template="{% for m in messages %}[{{ m.role }}] "
+                  "{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}")
+    prompt = engine.chat_prompt([{"role": "user", "content": "Hi"}])
+    assert prompt == "[user] Hi\n[assistant] "
+    assert engine.count_tokens(prompt) == len(engine.tokenize(prompt)) > 3
+    assert engine.tokenize("Once")[0] == 1  # BOS added once
+    assert engine.n_ctx == 512

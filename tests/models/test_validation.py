@@ -1,0 +1,91 @@
+"""Bad model files and models too big are clear ModelErrors, raised before llama.cpp runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labdesk.errors import ModelError
+from labdesk.models.ggufinfo import read_gguf
+from labdesk.models.memory import check_fits, plan_memory
+
+from .conftest import load
+
+
+def test_reads_dimensions_of_a_real_model(stories_gguf: Path) -> None:
+    info = read_gguf(stories_gguf)
+    assert (info.architecture, info.n_layer, info.n_embd, info.n_head, info.n_head_kv) == (
+        "llama",
+        5,
+        64,
+        8,
+        4,
+    )
+    assert info.n_vocab == 512
+    assert 900_000 < info.weight_bytes < stories_gguf.stat().st_size
+    assert info.kv_bytes_per_token() == 2 * 5 * 4 * 8 * 2
+
+
+def test_truncated_file(stories_gguf: Path, tmp_path: Path) -> None:
+    data = stories_gguf.read_bytes()
+    for size, words in ((len(data) - 1000, "truncated"), (4000, "header|truncated"), (3, "magic")):
+        cut = tmp_path / f"cut{size}.gguf"
+        cut.write_bytes(data[:size])
+        with pytest.raises(ModelError, match=words) as err:
+            load(cut)
+        assert str(cut) in str(err.value)
+
+
+def test_corrupt_header(stories_gguf: Path, tmp_path: Path) -> None:
+    data = bytearray(stories_gguf.read_bytes())
+    data[8:24] = b"\xff" * 16  # tensor and key counts become absurd
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="header"):
+        load(bad)
+
+
+def test_not_a_gguf(tmp_path: Path) -> None:
+    text = tmp_path / "model.gguf"
+    text.write_text("<html>404</html>")
+    with pytest.raises(ModelError, match="not a GGUF"):
+        load(text)
+    with pytest.raises(ModelError, match="not found"):
+        load(tmp_path / "missing.gguf")
+
+
+def test_unknown_architecture(stories_gguf: Path, tmp_path: Path) -> None:
+    # The value of general.architecture, rewritten in place (same length, file stays intact).
+    key = b"general.architecture" + (8).to_bytes(4, "little") + (5).to_bytes(8, "little")
+    data = stories_gguf.read_bytes().replace(key + b"llama", key + b"zorba", 1)
+    odd = tmp_path / "odd.gguf"
+    odd.write_bytes(data)
+    with pytest.raises(ModelError, match="unknown model architecture 'zorba'"):
+        load(odd)
+
+
+def test_too_large_for_memory_is_refused_before_loading(stories_gguf: Path) -> None:
+    # 64 sequences × 2^24 tokens of KV cache is ~690 GB: more than any laptop has free.
+    with pytest.raises(ModelError, match="needs about .* GiB .* free") as err:
+        load(stories_gguf, n_ctx=2**24, parallel=64)
+    assert err.value.hint and "n_ctx" in err.value.hint
+
+
+def test_memory_plan_counts_weights_and_kv(stories_gguf: Path) -> None:
+    info = read_gguf(stories_gguf)
+    plan = plan_memory(info, n_ctx_total=1000, n_batch=512, device="cuda")
+    assert plan.kv_cache == 640 * 1000
+    assert plan.total > plan.weights + plan.kv_cache
+    check_fits(plan, where="x", free_bytes=plan.total)
+    with pytest.raises(ModelError, match="CUDA"):
+        check_fits(plan, where="x", free_bytes=plan.total - 1)
+
+
+def test_engine_is_shared_per_file_and_settings(stories_gguf: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.gguf"
+    shutil.copy(stories_gguf, copy)
+    assert load(stories_gguf) is load(stories_gguf)
+    assert load(stories_gguf) is not load(stories_gguf, parallel=2)
+    assert load(copy) is not load(stories_gguf)
