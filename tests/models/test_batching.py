@@ -115,8 +115,11 @@ def test_stream_holds_back_a_partial_stop_string(stories_gguf: Path) -> None:
 
 
 def test_chat_prompt_and_token_counts(stories_gguf: Path) -> None:
-    engine = load(stories_gguf, chat_template="{% for m in messages %}[{{ m.role }}] "
-                  "{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}")
+    engine = load(
+        stories_gguf,
+        chat_template="{% for m in messages %}[{{ m.role }}] "
+        "{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}",
+    )
     prompt = engine.chat_prompt([{"role": "user", "content": "Hi"}])
     assert prompt == "[user] Hi\n[assistant] "
     assert engine.count_tokens(prompt) == len(engine.tokenize(prompt)) > 3

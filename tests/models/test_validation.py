@@ -68,7 +68,7 @@ def test_unknown_architecture(stories_gguf: Path, tmp_path: Path) -> None:
 
 def test_too_large_for_memory_is_refused_before_loading(stories_gguf: Path) -> None:
     # 64 sequences × 2^24 tokens of KV cache is ~690 GB: more than any laptop has free.
-    with pytest.raises(ModelError, match="needs about .* GiB .* free") as err:
+    with pytest.raises(ModelError, match=r"needs about .* GiB .* free") as err:
         load(stories_gguf, n_ctx=2**24, parallel=64)
     assert err.value.hint and "n_ctx" in err.value.hint
 
