@@ -22,6 +22,9 @@ MAX_NODES = 50_000
 """Expanded node budget: real leaves have a few hundred; 50k keeps schema checks sub-second."""
 
 
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+
+
 class YamlLimitError(Exception):
     """The document is readable YAML but too large once aliases are expanded (or recursive)."""
 
@@ -41,9 +44,20 @@ def parse(text: str) -> Parsed:
     """Compose and construct one YAML document like `yaml.safe_load`, bounded in size.
 
     Raises `yaml.YAMLError` for unreadable YAML and `YamlLimitError` for alias bombs and
-    recursive aliases.
+    recursive aliases. libyaml composes (10x faster than pure Python; the constructor and
+    resolver are the same Python code, so the data is identical); when it refuses the text we
+    parse again in pure Python, so errors carry upstream's exact message and position.
     """
-    loader = yaml.SafeLoader(text)
+    if _FAST_LOADER is not None:
+        try:
+            return _parse(text, _FAST_LOADER)
+        except yaml.YAMLError:
+            pass
+    return _parse(text, yaml.SafeLoader)
+
+
+def _parse(text: str, loader_class: Any) -> Parsed:
+    loader = loader_class(text)
     try:
         node = loader.get_single_node()
         if node is None:
