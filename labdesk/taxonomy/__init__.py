@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labdesk.taxonomy.diff import diff_leaves
 from labdesk.taxonomy.leaves import QA, DocumentRef, Leaf, LeafKind, Seed, leaf_slug
 from labdesk.taxonomy.load import Taxonomy, content_hash, load_taxonomy
 from labdesk.taxonomy.problems import Problem, has_errors
+from labdesk.taxonomy.skeleton import new_leaf
 from labdesk.taxonomy.validate import check_file, check_text, taxonomy_rel_path
 
 
@@ -31,9 +33,11 @@ __all__ = [
     "Seed",
     "Taxonomy",
     "content_hash",
+    "diff_leaves",
     "has_errors",
     "leaf_slug",
     "load_taxonomy",
+    "new_leaf",
     "validate_file",
     "validate_text",
 ]
