@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 HEADING_SEPARATOR = " > "
 
-_ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(\S.*?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 # Where each split level may cut: after a blank-line run, a line end, a sentence's end, a space.
 _CUTS = (
@@ -150,9 +150,11 @@ class _Packer:
         if self._fits(section.end):
             self._extend(section.end)
             return
-        # Too big for one passage: the heading line stays glued to the text that follows it.
-        self.end = max(self.end, section.body)
-        for a, b in _pieces(self.text, section.body, section.end, 0):
+        # Too big for one passage: the heading line stays glued to the text that follows it
+        # (unless the budget cannot even hold the heading: then it is split like text).
+        glued = section.body if self._fits(section.body) else section.start
+        self.end = glued
+        for a, b in _pieces(self.text, glued, section.end, 0):
             self._place_piece(section, a, b, 0)
 
     def _place_piece(self, section: _Section, a: int, b: int, level: int) -> None:
@@ -206,9 +208,9 @@ class _Packer:
 
     def finish(self) -> list[tuple[str | None, str, int, int, int]]:
         if self.open:
-            if self.text[self.start : self.end].strip() or not self.done:
+            if self.text[self.start : self.end].strip():
                 self._flush()
-            else:  # trailing blank lines belong to the last passage (its text is unchanged)
+            elif self.done:  # trailing blank lines belong to the last passage (text unchanged)
                 heading, rendered, tokens, start, _ = self.done[-1]
                 self.done[-1] = (heading, rendered, tokens, start, self.end)
         return self.done

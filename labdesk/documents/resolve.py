@@ -53,9 +53,10 @@ def _blame(*field: str | int) -> Iterator[None]:
 def resolve_documents(
     ref: DocumentRef, cache_dir: Path, *, base_dir: Path | None = None
 ) -> list[Document]:
-    """The documents `ref` names, read at its pinned commit (cloned or fetched into the cache).
+    """The documents `ref` names, read at its pinned commit.
 
-    `base_dir` anchors a relative local repository path (the taxonomy root for a leaf).
+    `cache_dir` holds one bare clone per repository (e.g. ``<workspace>/cache/documents``); a
+    clone is made once and fetched into only when the pinned commit is missing. `base_dir` anchors a relative local repository path (the taxonomy root for a leaf).
     Every pattern must match at least one file; matched files are returned once each, in
     pattern order and then by path.
     """
@@ -69,7 +70,7 @@ def resolve_documents(
         with _blame("patterns", index):
             pattern_segments.append(check_pattern(pattern))
     with _blame("repo"):
-        clone, source = _clone_for(ref.repo, cache_dir / "documents", base_dir)
+        clone, source = _clone_for(ref.repo, cache_dir, base_dir)
     with _blame("commit"):
         full = gitrepo.resolve_commit(clone, source, commit)
     where = f"{ref.repo}@{full[:12]}"

@@ -3,9 +3,11 @@ exact commit it pins."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,11 +51,9 @@ def _leaf(file: Path, path: str = SAMPLE_LEAF) -> Leaf:
 
 
 def test_sample_leaf_is_valid_by_upstream_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    # upstream runs yamllint as a command: make the venv's copy findable, and lint strictly
-    venv_bin = Path(
-        shutil.which("yamllint") or Path(__import__("sys").executable).parent / "yamllint"
-    )
-    monkeypatch.setenv("PATH", f"{venv_bin.parent}:{__import__('os').environ['PATH']}")
+    # upstream runs yamllint as a command: put the venv's copy on PATH, and lint strictly
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    assert shutil.which("yamllint"), "yamllint must run, or upstream silently skips linting"
     parser = TaxonomyParser(schema_version=0, message_format="standard", yamllint_strict=True)
     result = parser.parse(_sample_qna())
     assert (result.errors, result.warnings) == (0, 0)
