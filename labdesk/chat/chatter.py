@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Protocol
 
 from labdesk.chat.history import Messages, fit_history
@@ -63,7 +63,7 @@ class Chatter:
 
     def reply(
         self, session: ChatSession, text: str, cancel: threading.Event | None = None
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         """Add `text` as the user's turn and stream the answer, recording it as it comes.
 
         The answer turn is in the session from the first piece on; if the stream stops early

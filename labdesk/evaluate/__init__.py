@@ -1,0 +1,1 @@
+"""Did the run teach the model? Base vs tuned on held-out questions, judged locally."""

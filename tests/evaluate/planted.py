@@ -1,0 +1,99 @@
+"""A run with a planted knowledge leaf, trained for real with labdesk's own trainer.
+
+The student is the real stories260K model (a copy with the LAB chat template added, since the
+trainer formats samples with the student's template). The leaf holds four made-up facts in
+TinyStories words; the training data asks for them in other words, the held-out seeds ask the
+original questions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from labdesk.fileio import write_json, write_jsonl
+from labdesk.recipes import Recipe, load_recipe
+from labdesk.runs import RunPaths
+from labdesk.tinymodels import CHAT_TEMPLATE
+
+KNOWLEDGE_LEAF = "knowledge/stories/town_facts"
+SKILL_LEAF = "compositional_skills/writing/rhyme"
+SYSTEM = "I am a helpful assistant."
+FACTS = [
+    ("What color is Tim's ball?", "Tim's ball is blue.", ["Tell me the color of Tim's ball.", "Which color does Tim's ball have?"]),
+    ("Where does Sue live?", "Sue lives in a big tree.", ["Tell me where Sue lives.", "What is the home of Sue?"]),
+    ("What does Max like to eat?", "Max likes to eat cake.", ["Tell me what Max likes to eat.", "Which food does Max like?"]),
+    ("Who is Lily's best friend?", "Lily's best friend is a frog.", ["Tell me who Lily's best friend is.", "Who is the best friend of Lily?"]),
+]  # fmt: skip
+
+
+def make_student(stories_hf: Path, dest: Path) -> Path:
+    shutil.copytree(stories_hf, dest)
+    config_path = dest / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["chat_template"] = CHAT_TEMPLATE
+    config_path.chmod(0o644)
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    for file in dest.iterdir():
+        file.chmod(0o644)
+    return dest
+
+
+def planted_recipe(student: Path, steps_epochs: float = 12) -> Recipe:
+    return load_recipe(
+        "demo",
+        [
+            f"student={{path: '{student}'}}",
+            f"system_prompt={SYSTEM}",
+            "engine.n_ctx=1024",
+            "engine.parallel=4",
+            "engine.n_threads=2",
+            "train.lora_rank=8",
+            "train.lora_alpha=16",
+            "train.lora_dropout=0",
+            "train.max_seq_len=128",
+            "train.checkpoint_every=1000",
+            f"train.phases=[{{name: knowledge_1, epochs: {steps_epochs}, learning_rate: 1.0e-2,"
+            " warmup_steps: 2, batch_tokens: 512, effective_batch_tokens: 512}]",
+            "export.outtype=f32",
+            "export.quantize=none",
+            "evaluate.max_new_tokens=24",
+            "evaluate.forgetting_questions=2",
+        ],
+    )
+
+
+def write_run_inputs(run: RunPaths) -> None:
+    rows = []
+    for question, answer, paraphrases in FACTS:
+        for asked in paraphrases:
+            rows.append(
+                {
+                    "messages": [
+                        {"role": "system", "content": SYSTEM},
+                        {"role": "user", "content": asked},
+                        {"role": "assistant", "content": answer},
+                    ],
+                    "metadata": {"leaf": KNOWLEDGE_LEAF, "kind": "knowledge", "type": "qa"},
+                }
+            )
+        del question
+    write_jsonl(run.phase_data("knowledge_1"), rows)
+    write_json(
+        run.heldout("knowledge__stories__town_facts"),
+        {
+            "leaf": KNOWLEDGE_LEAF,
+            "kind": "knowledge",
+            "seeds": [
+                {
+                    "context": "Facts about the town.",
+                    "qa": [{"question": q, "answer": a} for q, a, _ in FACTS],
+                }
+            ],
+        },
+    )
+    write_json(
+        run.heldout("compositional_skills__writing__rhyme"),
+        [{"question": "Write a line about a cat.", "answer": "The cat sat on the mat."}],
+    )

@@ -1,0 +1,164 @@
+"""export → load → chat, on the real stories260K student with a real (random) LoRA adapter."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from labdesk.chat import ChatSession, load_session
+from labdesk.chat.models import open_chatter, resolve_chat_model
+from labdesk.errors import ModelError
+from labdesk.events import Event
+from labdesk.export.registry import TunedModel, find_tuned, list_tuned
+from labdesk.export.run_export import export_run
+from labdesk.recipes import Recipe
+from labdesk.runs import RunPaths
+from labdesk.workspace import Workspace
+from tests.evaluate.planted import SYSTEM, make_student, planted_recipe
+
+
+class Exported(NamedTuple):
+    ws: Workspace
+    run: RunPaths
+    recipe: Recipe
+    student: Path
+    model: TunedModel
+    events: list[Event]
+
+
+@pytest.fixture(scope="module")
+def exported(
+    stories_adapter: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Exported:
+    base_dir, adapter_dir = stories_adapter
+    root = tmp_path_factory.mktemp("export")
+    student = make_student(base_dir, root / "student")
+    ws = Workspace.open(root / "ws")
+    run = RunPaths(ws.run_dir("lily"))
+    shutil.copytree(adapter_dir, run.final_adapter)
+    recipe = planted_recipe(student)
+    events: list[Event] = []
+    model = export_run(run, recipe, ws, student_dir=student, reporter=events.append)
+    return Exported(ws, run, recipe, student, model, events)
+
+
+def _logits(path: Path, tokens: list[int], lora: Path | None = None) -> np.ndarray:
+    from labdesk.export.verify import load
+
+    llm = load(path, lora_path=lora)
+    llm.eval(tokens)
+    out = np.asarray(llm.scores[: len(tokens)]).copy()
+    llm.close()
+    return out
+
+
+def test_export_writes_a_registered_chat_model_that_differs_from_the_base(
+    exported: Exported,
+) -> None:
+    ws, run, model = exported.ws, exported.run, exported.model
+    assert find_tuned(ws, "lily") == model and list_tuned(ws) == [model]
+    for path in (model.gguf, model.base_gguf, model.merged_gguf):
+        assert Path(path).is_file()
+    tokens = [1, 403, 407, 261, 378, 66, 259]
+    merged, base = _logits(Path(model.gguf), tokens), _logits(Path(model.base_gguf), tokens)
+    assert np.isfinite(merged).all()
+    assert np.abs(merged - base).max() > 1e-2  # the adapter is in the exported weights
+
+    # The same logits transformers computes for student + adapter (PEFT), position by position.
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    with torch.no_grad():
+        hf = AutoModelForCausalLM.from_pretrained(run.export / "merged", dtype=torch.float32)
+        reference = (
+            PeftModel.from_pretrained(
+                AutoModelForCausalLM.from_pretrained(exported.student, dtype=torch.float32),
+                run.final_adapter,
+            )(torch.tensor([tokens]))
+            .logits[0]
+            .numpy()
+        )
+        assert np.allclose(hf(torch.tensor([tokens])).logits[0].numpy(), reference, atol=1e-4)
+    assert np.abs(merged - reference).max() < 1e-3
+
+
+def test_merged_gguf_equals_base_gguf_plus_adapter_gguf(exported: Exported) -> None:
+    model = exported.model
+    if model.adapter_gguf is None:
+        pytest.skip("this labdesk has no GGUF LoRA writer (labdesk.export.lora) yet")
+    tokens = [1, 403, 407, 261, 378, 66, 259]
+    merged = _logits(Path(model.merged_gguf), tokens)
+    applied = _logits(Path(model.base_gguf), tokens, lora=Path(model.adapter_gguf))
+    assert np.abs(merged - applied).max() < 1e-3
+
+
+def test_modelfile_has_the_template_system_prompt_and_stops(exported: Exported) -> None:
+    model = exported.model
+    text = Path(model.modelfile).read_text(encoding="utf-8")
+    gguf_line = next(line for line in text.splitlines() if line.startswith("FROM "))
+    assert (Path(model.modelfile).parent / gguf_line[5:]).resolve() == Path(model.gguf).resolve()
+    assert (
+        'TEMPLATE """{{ if .System }}<|system|>\n{{ .System }}\n{{ end }}{{ if .Prompt }}<|user|>\n'
+        '{{ .Prompt }}\n{{ end }}<|assistant|>\n{{ .Response }}<|endoftext|>"""'
+    ) in text
+    assert f'SYSTEM """{SYSTEM}"""' in text
+    assert 'PARAMETER stop "<|endoftext|>"' in text and 'PARAMETER stop "<|user|>"' in text
+
+
+def test_a_second_export_reuses_every_step(exported: Exported) -> None:
+    ws, run, recipe, student, model = exported[:5]
+    mtime = Path(model.gguf).stat().st_mtime_ns
+    events: list[Event] = []
+    again = export_run(run, recipe, ws, student_dir=student, reporter=events.append)
+    assert Path(again.gguf).stat().st_mtime_ns == mtime
+    assert {e.step for e in events if e.message.endswith("up to date")} >= {
+        "merge",
+        "merged-gguf",
+        "base-gguf",
+    }
+
+
+def test_export_without_a_trained_adapter_says_what_to_do(
+    exported: Exported, tmp_path: Path
+) -> None:
+    ws, recipe, student = exported.ws, exported.recipe, exported.student
+    with pytest.raises(ModelError, match="no trained adapter"):
+        export_run(RunPaths(tmp_path / "empty"), recipe, ws, student_dir=student)
+
+
+def test_exported_model_chats_in_its_template_with_its_system_prompt(exported: Exported) -> None:
+    ws = exported.ws
+    chat_model = resolve_chat_model(ws, None)  # the newest tuned model
+    assert chat_model.name == "lily" and chat_model.system_prompt == SYSTEM
+    chatter = open_chatter(chat_model, temperature=0.0, max_tokens=16, n_threads=2)
+    assert chatter.stop == ("<|endoftext|>", "<|user|>")
+    session = ChatSession(model=chat_model.ref, system_prompt=chat_model.system_prompt)
+    pieces = list(chatter.reply(session, "Once upon a time"))
+    assert pieces and session.turns[-1].content == "".join(pieces)
+    assert chatter.prompt_for(session.messages()[:-1]).startswith(f"<|system|>\n{SYSTEM}\n")
+
+
+def test_chat_cli_streams_saves_and_reloads(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = exported.ws
+    from labdesk.cli.main import main
+
+    monkeypatch.setenv("LABDESK_HOME", str(ws.home))
+    monkeypatch.setattr(
+        sys,
+        "stdin",
+        io.StringIO("Once upon a time\n/save story\n/system Be brief.\n/compare\n/quit\n"),
+    )
+    assert main(["chat", "lily", "--temperature", "0", "--max-tokens", "12", "--threads", "2"]) == 0
+    saved = load_session(ws.chats, "story")
+    assert [t.role for t in saved.turns] == ["user", "assistant"]
+    assert saved.turns[0].content == "Once upon a time" and saved.model == "lily"
+    assert saved.system_prompt == "Be brief."  # /system applies to the saved conversation
