@@ -81,6 +81,26 @@ class GenerateSettings(_Section):
     dedup_threshold: float = Field(
         0.9, gt=0.0, le=1.0, description="Drop samples this similar to an earlier one or a seed."
     )
+    judge_max_tokens: int = Field(
+        96, ge=16, description="Token budget of one judge verdict (its reason, then the verdict)."
+    )
+    examples_per_prompt: int = Field(
+        3, ge=1, description="Seed examples shown to the teacher in each prompt (drawn at random)."
+    )
+    overgenerate: float = Field(
+        2.0, ge=1.0, description="Candidates started per still-missing sample in each round."
+    )
+    max_rounds: int = Field(
+        4, ge=1, description="Rounds per leaf before giving up on reaching `samples_per_leaf`."
+    )
+    augmentations: list[Literal["summary", "key_facts"]] = Field(
+        default_factory=lambda: ["summary", "key_facts"],
+        description="Knowledge leaves: extra training text written from each document chunk.",
+    )
+    blocklist: list[str] = Field(
+        default_factory=list,
+        description="Extra words or phrases that reject a sample (added to the built-in list).",
+    )
 
 
 class MixSettings(_Section):
@@ -125,7 +145,7 @@ class TrainSettings(_Section):
     max_seq_len: int = Field(2048, ge=64)
     overlong: Literal["drop", "truncate"] = "drop"
     lora_rank: int = Field(16, ge=1)
-    lora_alpha: float = Field(32.0, gt=0)
+    lora_alpha: int = Field(32, gt=0, description="LoRA scale numerator: updates are scaled by alpha / rank.")
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
     gradient_checkpointing: bool = True
     checkpoint_every: int = Field(50, ge=1, description="Optimizer steps between checkpoints.")

@@ -1,0 +1,43 @@
+"""`labdesk train`: LoRA-tune the student phase after phase (resumable, Ctrl-C safe)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from labdesk.runs import PHASES
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("train", help="tune the student on the mixed data, phase by phase")
+    parser.add_argument("--recipe", default="demo", help="recipe name or .yaml path")
+    parser.add_argument("--run", default="default", help="run name under the workspace")
+    parser.add_argument(
+        "--resume", action="store_true", help="skip finished phases, continue from the checkpoint"
+    )
+    parser.add_argument("--phase", choices=PHASES, help="train only this phase")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field"
+    )
+    parser.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from labdesk.cli.render import ProgressRenderer, console
+    from labdesk.recipes import load_recipe
+    from labdesk.runs import RunPaths
+    from labdesk.train.phases import resolve_student, train_run
+    from labdesk.workspace import Workspace
+
+    recipe = load_recipe(args.recipe, args.set)
+    ws = Workspace.open()
+    run = RunPaths(ws.run_dir(args.run))
+    student = resolve_student(recipe.student, ws)
+    with ProgressRenderer() as render:
+        losses = train_run(run, recipe, student, render, resume=args.resume, only_phase=args.phase)
+    for phase, values in losses.items():
+        if values:
+            console.print(f"{phase}: {len(values)} steps, loss {values[0]:.3f} → {values[-1]:.3f}")
+    if run.final_adapter.is_dir():
+        console.print(f"adapter: {run.final_adapter}")
+    return 0

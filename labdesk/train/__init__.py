@@ -1,0 +1,1 @@
+"""Mixing the phase datasets and tuning the student with LoRA, phase after phase."""

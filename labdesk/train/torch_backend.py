@@ -1,0 +1,233 @@
+"""LoRA through peft on torch: QLoRA (nf4) on CUDA, full-precision LoRA on CPU.
+
+Packed rows are fed with restarting position ids and no attention mask; transformers then
+builds a block-diagonal causal mask from the position ids, so samples in one row never see
+each other (checked numerically in tests/train/test_packing.py).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labdesk.errors import ModelError
+from labdesk.events import Reporter
+from labdesk.recipes import PhaseSettings, TrainSettings
+from labdesk.train.data import IGNORE, MicroBatch, shifted_targets, tokenize_dataset
+from labdesk.train.loop import publish_adapter, run_loop
+
+if TYPE_CHECKING:
+    import torch
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+def pick_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+
+
+def load_base(model_dir: Path, settings: TrainSettings, device: str) -> PreTrainedModel:
+    """The student, frozen: nf4 + double quant + bf16 compute when `quantize_4bit`."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs: dict[str, Any] = {"trust_remote_code": False}
+    if settings.quantize_4bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+    else:
+        # bf16 weights on a GPU halve memory; CPU LoRA stays in fp32 (bf16 matmuls are slow there).
+        kwargs["dtype"] = torch.bfloat16 if device == "cuda" else torch.float32
+    kwargs["device_map"] = {"": device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load the student: {exc}", where=str(model_dir)) from None
+    model.config.use_cache = False
+    if settings.quantize_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=settings.gradient_checkpointing
+        )
+    if settings.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model
+
+
+def with_lora(
+    model: PreTrainedModel, settings: TrainSettings, init_adapter: Path | None
+) -> PeftModel:
+    """Fresh LoRA on every linear layer, or continue from the previous phase's adapter."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if init_adapter is not None:
+        return PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    config = LoraConfig(
+        r=settings.lora_rank,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def batch_tensors(
+    batch: MicroBatch, device: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    import torch
+
+    ids = torch.tensor(batch.input_ids, device=device)
+    positions = torch.tensor(batch.position_ids, device=device)
+    targets = torch.tensor(shifted_targets(batch.labels, batch.position_ids), device=device)
+    return ids, positions, targets
+
+
+def summed_loss(model: Any, batch: MicroBatch, device: str) -> torch.Tensor:
+    """Sum of next-token cross-entropy over the batch's loss tokens."""
+    import torch
+
+    ids, positions, targets = batch_tensors(batch, device)
+    logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+    return torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        targets.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )
+
+
+class TorchStepper:
+    def __init__(self, model: PeftModel, device: str, weight_decay: float = 0.0) -> None:
+        import torch
+
+        self.model = model
+        self.device = device
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=0.0, weight_decay=weight_decay)
+        model.train()
+
+    def micro(self, batch: MicroBatch, step_loss_tokens: int) -> float:
+        loss = summed_loss(self.model, batch, self.device) / step_loss_tokens
+        loss.backward()
+        return float(loss.detach())
+
+    def step(self, lr: float) -> None:
+        import torch
+
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        torch.nn.utils.clip_grad_norm_(
+            [p for g in self.optimizer.param_groups for p in g["params"]], 1.0
+        )
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def save_state(self, folder: Path, rng: dict[str, Any]) -> None:
+        import torch
+
+        self.model.save_pretrained(str(folder / "adapter"))
+        torch.save({"optimizer": self.optimizer.state_dict(), "rng": rng}, folder / "state.pt")
+
+    def load_state(self, folder: Path) -> None:
+        import torch
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = load_file(
+            str(folder / "adapter" / "adapter_model.safetensors"), device=self.device
+        )
+        set_peft_model_state_dict(self.model, weights)
+        state = torch.load(folder / "state.pt", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_rng(state["rng"])
+
+    def save_adapter(self, folder: Path) -> None:
+        self.model.save_pretrained(str(folder))
+
+    def memory_gb(self) -> float:
+        import torch
+
+        if self.device == "cuda":
+            return torch.cuda.max_memory_allocated() / 2**30
+        return process_rss_gb()
+
+
+def rng_state() -> dict[str, Any]:
+    import torch
+
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    import torch
+
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def process_rss_gb() -> float:
+    """Peak resident memory of this process (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**30 if sys.platform == "darwin" else 2**20)
+
+
+def train_phase(
+    model_dir: Path,
+    samples: list[dict[str, Any]],
+    phase: PhaseSettings,
+    settings: TrainSettings,
+    phase_dir: Path,
+    init_adapter: Path | None,
+    reporter: Reporter,
+    *,
+    resume: bool = False,
+    stop: Callable[[], bool] | None = None,
+) -> list[float]:
+    """Train one phase with torch and leave its PEFT adapter in ``phase_dir/adapter``."""
+    import torch
+
+    torch.manual_seed(settings.seed)  # same LoRA init for the same recipe
+    device = pick_device()
+    tokenizer = load_tokenizer(model_dir)
+    items = tokenize_dataset(
+        tokenizer, samples, settings.max_seq_len, settings.overlong, reporter, phase.name
+    )
+    model = with_lora(load_base(model_dir, settings, device), settings, init_adapter)
+    stepper = TorchStepper(model, device)
+    losses = run_loop(
+        stepper,
+        items,
+        phase,
+        settings,
+        phase_dir,
+        reporter,
+        resume=resume,
+        rng_state=rng_state,
+        stop=stop,
+    )
+    publish_adapter(stepper, phase_dir / "adapter")
+    return losses

@@ -1,0 +1,94 @@
+"""Loss masks, overlong handling, and packing that computes exactly what separate rows do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labdesk.events import Event
+from labdesk.recipes import MixSettings
+from labdesk.train.data import IGNORE, collate, pack_rows, tokenize_dataset, tokenize_sample
+from labdesk.train.mix import mix
+from tests.train.helpers import knowledge_samples, tiny_recipe
+
+
+@pytest.fixture(scope="module")
+def tokenizer(stories_dir: Path):  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(stories_dir))
+
+
+def test_prompt_tokens_carry_no_loss(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    phases, _ = mix(knowledge_samples(), MixSettings(), "You help.")
+    qa = next(s for s in phases["knowledge_1"] if s["metadata"]["type"] == "qa")
+    item = tokenize_sample(tokenizer, qa)
+    trained = [t for t in item.labels if t != IGNORE]
+    answer = qa["messages"][2]["content"]
+    assert tokenizer.decode(trained).strip() == answer + tokenizer.eos_token
+    # every token before the answer (system prompt, question, "A:" header) is masked
+    first = next(i for i, t in enumerate(item.labels) if t != IGNORE)
+    assert "Q:" in tokenizer.decode(item.input_ids[:first])
+    assert all(t == IGNORE for t in item.labels[:first])
+    summary = next(s for s in phases["knowledge_1"] if s["metadata"]["type"] == "summary")
+    full = tokenize_sample(tokenizer, summary)
+    decoded = tokenizer.decode([t for t in full.labels if t != IGNORE])
+    assert "Summarize the document." in decoded and "You help." not in decoded
+
+
+def test_overlong_samples_are_reported_then_dropped_or_truncated(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    phases, _ = mix(knowledge_samples(), MixSettings(), "You help.")
+    rows = phases["knowledge_1"]
+    lengths = [len(tokenize_sample(tokenizer, s).input_ids) for s in rows]
+    limit = sorted(lengths)[len(lengths) // 2]
+    longer = sum(1 for n in lengths if n > limit)
+    events: list[Event] = []
+    kept = tokenize_dataset(tokenizer, rows, limit, "drop", events.append)
+    assert len(kept) == len(rows) - longer
+    assert events[0].kind == "warning" and f"{longer} of {len(rows)}" in events[0].message
+    events.clear()
+    cut = tokenize_dataset(tokenizer, rows, limit, "truncate", events.append)
+    assert max(len(t.input_ids) for t in cut) == limit and "truncated" in events[0].message
+
+
+def test_pack_rows_fills_rows_without_overflow() -> None:
+    lengths = [50, 20, 30, 70, 10, 60, 40]
+    rows = pack_rows(lengths, 100)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in row) <= 100 for row in rows)
+    assert len(rows) == 3  # 280 tokens fit in three rows of 100
+
+
+def test_packed_rows_equal_separate_rows(stories_dir: Path, tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """Same summed loss and same LoRA gradients, packed in one row or one sample per row."""
+    import torch
+
+    from labdesk.train.torch_backend import load_base, summed_loss, with_lora
+
+    recipe = tiny_recipe(stories_dir)
+    phases, _ = mix(knowledge_samples(), MixSettings(), "You help.")
+    items = tokenize_dataset(tokenizer, phases["knowledge_1"][:5], 512, "drop")
+    torch.manual_seed(0)
+    model = with_lora(load_base(stories_dir, recipe.train, "cpu"), recipe.train, None)
+    for name, p in model.named_parameters():  # non-zero B so LoRA gradients flow everywhere
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    packed = collate(items, [list(range(5))])
+    separate = collate(items, [[i] for i in range(5)])
+    assert len(packed.input_ids) == 1 and len(separate.input_ids) == 5
+    grads = []
+    losses = []
+    for batch in (packed, separate):
+        model.zero_grad()
+        loss = summed_loss(model, batch, "cpu")
+        loss.backward()
+        losses.append(float(loss.detach()))
+        grads.append([p.grad.clone() for p in model.parameters() if p.requires_grad])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=2e-5)
+    # and packing really is needed for that: one row with no restarts mixes samples
+    leaky = collate(items, [list(range(5))])
+    object.__setattr__(leaky, "position_ids", [list(range(len(leaky.input_ids[0])))])
+    assert float(summed_loss(model, leaky, "cpu")) != pytest.approx(losses[0], rel=1e-3)
