@@ -40,7 +40,7 @@ def make_student(stories_hf: Path, dest: Path) -> Path:
     return dest
 
 
-def planted_recipe(student: Path, steps_epochs: float = 12) -> Recipe:
+def planted_recipe(student: Path, epochs: float = 6) -> Recipe:
     return load_recipe(
         "demo",
         [
@@ -54,7 +54,7 @@ def planted_recipe(student: Path, steps_epochs: float = 12) -> Recipe:
             "train.lora_dropout=0",
             "train.max_seq_len=128",
             "train.checkpoint_every=1000",
-            f"train.phases=[{{name: knowledge_1, epochs: {steps_epochs}, learning_rate: 1.0e-2,"
+            f"train.phases=[{{name: knowledge_1, epochs: {epochs}, learning_rate: 1.0e-2,"
             " warmup_steps: 2, batch_tokens: 512, effective_batch_tokens: 512}]",
             "export.outtype=f32",
             "export.quantize=none",
