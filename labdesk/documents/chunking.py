@@ -83,8 +83,7 @@ def chunk_documents(
     for doc in docs:
         sections = markdown_sections(doc.text) if doc.format == "markdown" else None
         packer = _Packer(doc.text, max_tokens, count)
-        for section in sections or [_Section(0, 0, len(doc.text), (), ())]:
-            packer.place_section(section)
+        packer.place_sections(sections or [_Section(0, 0, len(doc.text), (), ())])
         chunks += [
             Chunk(doc.path, i, heading, text, tokens, start, end)
             for i, (heading, text, tokens, start, end) in enumerate(packer.finish())
@@ -138,10 +137,19 @@ class _Packer:
         self.open = False
         self.has_body = False
 
-    def place_section(self, section: _Section) -> None:
-        if self.open and self._fits(section.end):
-            self._extend(section.end)
-            return
+    def place_sections(self, sections: Sequence[_Section]) -> None:
+        ends = [section.end for section in sections]
+        i = 0
+        while i < len(sections):
+            if taken := self._take(ends, i):
+                self._extend(ends[i + taken - 1])
+                i += taken
+            else:
+                self._place_section(sections[i])
+                i += 1
+
+    def _place_section(self, section: _Section) -> None:
+        """A section that does not fit in the open passage (or no passage is open)."""
         if self.open and self.has_body:
             self._flush()
         if not self.open:
@@ -154,13 +162,21 @@ class _Packer:
         # (unless the budget cannot even hold the heading: then it is split like text).
         glued = section.body if self._fits(section.body) else section.start
         self.end = glued
-        for a, b in _pieces(self.text, glued, section.end, 0):
-            self._place_piece(section, a, b, 0)
+        self._place_run(section, _pieces(self.text, glued, section.end, 0), 0)
+
+    def _place_run(self, section: _Section, pieces: list[tuple[int, int]], level: int) -> None:
+        ends = [b for _, b in pieces]
+        i = 0
+        while i < len(pieces):
+            if taken := self._take(ends, i):
+                self._extend(ends[i + taken - 1])
+                i += taken
+            else:
+                self._place_piece(section, *pieces[i], level)
+                i += 1
 
     def _place_piece(self, section: _Section, a: int, b: int, level: int) -> None:
-        if self.open and self._fits(b):
-            self._extend(b)
-            return
+        """A piece that does not fit in the open passage (or no passage is open)."""
         if self.open and self.has_body:
             self._flush()
         if not self.open:
@@ -168,8 +184,7 @@ class _Packer:
         if self._fits(b):
             self._extend(b)
         elif level < len(_CUTS):
-            for sub_a, sub_b in _pieces(self.text, a, b, level + 1):
-                self._place_piece(section, sub_a, sub_b, level + 1)
+            self._place_run(section, _pieces(self.text, a, b, level + 1), level + 1)
         elif self.end > self.start and not self.has_body:
             self._flush()  # only heading lines fit: let them stand alone rather than fail
             self._place_piece(section, a, b, level)
@@ -179,6 +194,28 @@ class _Packer:
                 "of a document",
                 hint="raise the passage size (generate.chunk_tokens in the recipe)",
             )
+
+    def _take(self, ends: Sequence[int], i: int) -> int:
+        """How many spans from `i` (given by their ends) fit in the open passage together.
+
+        Galloping then bisecting costs O(log k) token counts for a passage of k pieces instead
+        of k counts of an ever longer text. Only an end that was counted is ever taken, so the
+        budget holds whatever the tokenizer does.
+        """
+        if not self.open:
+            return 0
+        fit, step, left = 0, 1, len(ends) - i
+        while fit + step <= left and self._fits(ends[i + fit + step - 1]):
+            fit += step
+            step *= 2
+        low, high = fit, min(fit + step, left + 1)  # `high` pieces are known not to fit
+        while high - low > 1:
+            mid = (low + high) // 2
+            if self._fits(ends[i + mid - 1]):
+                low = mid
+            else:
+                high = mid
+        return low
 
     def _open(self, section: _Section, lines: tuple[str, ...]) -> None:
         self.start = self.end

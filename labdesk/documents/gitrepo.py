@@ -78,9 +78,20 @@ def run_git(
     command = [git_executable(), *_SAFE_CONFIG]
     if git_dir is not None:
         command += ["--git-dir", str(git_dir)]
-    full_env = {**os.environ, **(env or {}), "GIT_TERMINAL_PROMPT": "0"}
+    # Never wait for a password or a host-key question nobody can see (the TUI owns the terminal).
+    full_env = {
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+        **os.environ,
+        **(env or {}),
+        "GIT_TERMINAL_PROMPT": "0",
+    }
     result = subprocess.run(
-        [*command, *args], input=stdin, capture_output=True, env=full_env, check=False
+        [*command, *args],
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        env=full_env,
+        check=False,
     )
     if result.returncode != 0:
         detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -177,11 +188,12 @@ def resolve_commit(clone: Path, source: Source, commit: str) -> str:
             hint="check document.commit in qna.yaml, and that the commit was pushed to that repository",
         )
     # A ref keeps the pinned commit alive even if the source force-pushes it away later.
-    run_git(
-        ["update-ref", f"refs/labdesk/pins/{full}", full],
-        git_dir=clone,
-        what="could not record the pinned commit",
-    )
+    if not (clone / "refs" / "labdesk" / "pins" / full).is_file():
+        run_git(
+            ["update-ref", f"refs/labdesk/pins/{full}", full],
+            git_dir=clone,
+            what="could not record the pinned commit",
+        )
     return full
 
 
@@ -237,3 +249,24 @@ def list_tree(clone: Path, commit: str) -> dict[str, TreeEntry]:
 
 def read_blob(clone: Path, sha: str) -> bytes:
     return run_git(["cat-file", "blob", sha], git_dir=clone, what="could not read a file")
+
+
+def read_blobs(clone: Path, shas: Sequence[str]) -> dict[str, bytes]:
+    """Many blobs through one `git cat-file --batch` (one process, not one per file)."""
+    if not shas:
+        return {}
+    out = run_git(
+        ["cat-file", "--batch"],
+        git_dir=clone,
+        stdin="".join(f"{sha}\n" for sha in shas).encode(),
+        what="could not read the documents",
+    )
+    blobs: dict[str, bytes] = {}
+    pos = 0
+    for _ in shas:
+        header_end = out.index(b"\n", pos)
+        sha, _kind, size = out[pos:header_end].decode().split()
+        start = header_end + 1
+        blobs[sha] = out[start : start + int(size)]
+        pos = start + int(size) + 1  # the content is followed by a newline
+    return blobs

@@ -89,14 +89,16 @@ def resolve_documents(
                 )
             selected.update(dict.fromkeys(matched))
 
-    documents = []
     with _blame("patterns"):
-        for path in selected:
-            target = _follow_symlinks(clone, tree, path, where)
-            fmt = format_of(target, where)
-            data = gitrepo.read_blob(clone, tree[target].sha)
-            documents.append(Document(path, decode(data, fmt, path, where), ref.repo, full, fmt))
-    return documents
+        targets = {path: _follow_symlinks(clone, tree, path, where) for path in selected}
+        formats = {path: format_of(target, where) for path, target in targets.items()}
+        # every format is checked before anything is read; then one git process reads them all
+        blobs = gitrepo.read_blobs(clone, sorted({tree[t].sha for t in targets.values()}))
+        documents = []
+        for path, target in targets.items():
+            text = decode(blobs[tree[target].sha], formats[path], path, where)
+            documents.append(Document(path, text, ref.repo, full, formats[path]))
+        return documents
 
 
 def documents_for_leaf(leaf: Leaf, cache_dir: Path) -> list[Document]:

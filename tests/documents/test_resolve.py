@@ -287,6 +287,11 @@ def test_repository_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert caught.value.where == str(not_a_repo)
     with pytest.raises(DocumentError, match="unsupported repository URL scheme 'ftp'"):
         resolve_documents(DocumentRef("ftp://example.com/x.git", commit, ("*.md",)), cache)
+    # git's command-running transport never runs, whatever the repo field says
+    marker = tmp_path / "ran"
+    with pytest.raises(DocumentError):
+        resolve_documents(DocumentRef(f"ext::sh -c touch% {marker}", commit, ("*.md",)), cache)
+    assert not marker.exists()
     assert not list(cache.glob("*.git"))  # a failed clone leaves nothing behind
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(DocumentError, match="git is not installed"):

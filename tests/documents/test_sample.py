@@ -14,8 +14,14 @@ import pytest
 import yaml
 from instructlab.schema.taxonomy import TaxonomyParser
 
-from labdesk.documents import build_sample_repo, chunk_documents, documents_for_leaf
+from labdesk.documents import (
+    build_sample_repo,
+    chunk_documents,
+    documents_for_leaf,
+    resolve_documents,
+)
 from labdesk.documents.sample import SAMPLE_SCHEME, sample_sources
+from labdesk.errors import DocumentError
 from labdesk.resources import data_dir
 from labdesk.taxonomy.leaves import QA, DocumentRef, Leaf, Seed
 
@@ -102,3 +108,9 @@ def test_sample_leaf_documents_resolve_offline(tmp_path: Path) -> None:
     chunks = chunk_documents(docs, max_tokens=120)
     assert all(c.tokens <= 120 for c in chunks)
     assert {c.document for c in chunks} == {d.path for d in docs}
+
+
+def test_unknown_sample_repository_is_a_clear_error(tmp_path: Path) -> None:
+    ref = DocumentRef(f"{SAMPLE_SCHEME}atlantis", "0" * 40, ("*.md",))
+    with pytest.raises(DocumentError, match="no sample document repository 'atlantis'"):
+        resolve_documents(ref, tmp_path)
