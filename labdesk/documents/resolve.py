@@ -56,9 +56,9 @@ def resolve_documents(
     """The documents `ref` names, read at its pinned commit.
 
     `cache_dir` holds one bare clone per repository (e.g. ``<workspace>/cache/documents``); a
-    clone is made once and fetched into only when the pinned commit is missing. `base_dir` anchors a relative local repository path (the taxonomy root for a leaf).
-    Every pattern must match at least one file; matched files are returned once each, in
-    pattern order and then by path.
+    clone is made once and fetched into only when the pinned commit is missing. `base_dir`
+    anchors a relative local repository path (the taxonomy root, for a leaf). Every pattern must
+    match at least one file; matched files are returned once each, in pattern order, then by path.
     """
     with _blame("commit"):
         commit = gitrepo.check_commit(ref.commit)
