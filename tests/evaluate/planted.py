@@ -40,28 +40,30 @@ def make_student(stories_hf: Path, dest: Path) -> Path:
     return dest
 
 
+def planted_overrides(student: Path, epochs: float = 6) -> list[str]:
+    """`--set` overrides of the demo recipe for the planted run (also usable on the CLI)."""
+    return [
+        f"student={{path: '{student}'}}",
+        f"system_prompt={SYSTEM}",
+        "engine.n_ctx=1024",
+        "engine.parallel=4",
+        "engine.n_threads=2",
+        "train.lora_rank=8",
+        "train.lora_alpha=16",
+        "train.lora_dropout=0",
+        "train.max_seq_len=128",
+        "train.checkpoint_every=1000",
+        f"train.phases=[{{name: knowledge_1, epochs: {epochs}, learning_rate: 1.0e-2,"
+        " warmup_steps: 2, batch_tokens: 512, effective_batch_tokens: 512}]",
+        "export.outtype=f32",
+        "export.quantize=none",
+        "evaluate.max_new_tokens=24",
+        "evaluate.forgetting_questions=2",
+    ]
+
+
 def planted_recipe(student: Path, epochs: float = 6) -> Recipe:
-    return load_recipe(
-        "demo",
-        [
-            f"student={{path: '{student}'}}",
-            f"system_prompt={SYSTEM}",
-            "engine.n_ctx=1024",
-            "engine.parallel=4",
-            "engine.n_threads=2",
-            "train.lora_rank=8",
-            "train.lora_alpha=16",
-            "train.lora_dropout=0",
-            "train.max_seq_len=128",
-            "train.checkpoint_every=1000",
-            f"train.phases=[{{name: knowledge_1, epochs: {epochs}, learning_rate: 1.0e-2,"
-            " warmup_steps: 2, batch_tokens: 512, effective_batch_tokens: 512}]",
-            "export.outtype=f32",
-            "export.quantize=none",
-            "evaluate.max_new_tokens=24",
-            "evaluate.forgetting_questions=2",
-        ],
-    )
+    return load_recipe("demo", planted_overrides(student, epochs))
 
 
 def write_run_inputs(run: RunPaths) -> None:

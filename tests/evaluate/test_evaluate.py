@@ -22,12 +22,15 @@ from tests.evaluate.planted import (
     FACTS,
     KNOWLEDGE_LEAF,
     make_student,
+    planted_overrides,
     planted_recipe,
     write_run_inputs,
 )
 
 
 class Evaluated(NamedTuple):
+    ws: Workspace
+    student: Path
     run: RunPaths
     recipe: Recipe
     models: EvalModels
@@ -55,7 +58,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Evaluated:
     models = EvalModels(Path(model.base_gguf), Path(model.gguf), Path(model.base_gguf))
     events: list[Event] = []
     report = evaluate_run(run, recipe, models, reporter=events.append)
-    return Evaluated(run, recipe, models, report, events)
+    return Evaluated(ws, student, run, recipe, models, report, events)
 
 
 def test_knowledge_training_shows_a_positive_delta(evaluated: Evaluated) -> None:
@@ -125,3 +128,19 @@ def test_a_cancelled_evaluation_keeps_its_answers_and_resumes(
         row.to_dict() for row in evaluated.report.leaves if row.kind == "knowledge"
     ]
     assert all(item["tuned"]["answer"] is not None for row in resumed.rows() for item in row.items)
+
+
+def test_evaluate_cli_prints_the_table_from_the_cached_evaluation(
+    evaluated: Evaluated, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labdesk.cli.main import main
+
+    monkeypatch.setenv("LABDESK_HOME", str(evaluated.ws.home))
+    monkeypatch.setenv("COLUMNS", "200")
+    sets = [*planted_overrides(evaluated.student, 5), f"judge={{path: '{evaluated.models.judge}'}}"]
+    argv = ["evaluate", "planted", "--recipe", "demo", *(x for s in sets for x in ("--set", s))]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    (leaf,) = [row for row in evaluated.report.leaves if row.leaf == KNOWLEDGE_LEAF]
+    assert KNOWLEDGE_LEAF in out and f"{leaf.tuned:.0%}" in out
+    assert "report.md" in out

@@ -1,0 +1,77 @@
+"""`labdesk evaluate RUN`: base vs tuned on the run's held-out questions, judged locally."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labdesk.evaluate.report import Report
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "evaluate", help="did the run teach the model? base vs tuned per leaf, with the answers"
+    )
+    parser.add_argument("run", help="run name under the workspace")
+    parser.add_argument("--recipe", default="demo", help="the recipe the run was trained with")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field"
+    )
+    parser.add_argument("--answers", action="store_true", help="print every question and answer")
+    parser.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from labdesk.cli.render import ProgressRenderer, console
+    from labdesk.evaluate.runner import EvalModels, evaluate_run
+    from labdesk.export.run_export import export_run
+    from labdesk.models.store import resolve_model
+    from labdesk.recipes import load_recipe
+    from labdesk.runs import RunPaths
+    from labdesk.train.phases import resolve_student
+    from labdesk.workspace import Workspace
+
+    recipe = load_recipe(args.recipe, args.set)
+    ws = Workspace.open()
+    run = RunPaths(ws.run_dir(args.run))
+    judge = resolve_model(recipe.judge or recipe.teacher, ws, want="gguf")
+    with ProgressRenderer() as render:
+        # Export is resumable: this is free when the run was exported already.
+        tuned = export_run(
+            run, recipe, ws, student_dir=resolve_student(recipe.student, ws), reporter=render
+        )
+        models = EvalModels(Path(tuned.base_gguf), Path(tuned.gguf), judge)
+        report = evaluate_run(run, recipe, models, reporter=render)
+    _print(report)
+    if args.answers:
+        from rich.markdown import Markdown
+
+        console.print(Markdown((run.evaluation / "report.md").read_text(encoding="utf-8")))
+    console.print(f"full report with every answer: {run.evaluation / 'report.md'}")
+    return 0
+
+
+def _print(report: Report) -> None:
+    from rich.table import Table
+
+    from labdesk.cli.render import console
+    from labdesk.evaluate.report import fmt, fmt_delta
+
+    table = Table("leaf", "kind", "metric", "base", "tuned", "delta", title=f"run {report.run}")
+    for row in report.rows():
+        delta = row.delta
+        style = "green" if delta and delta > 0 else "red" if delta and delta < 0 else ""
+        table.add_row(
+            row.leaf,
+            row.kind,
+            row.metric,
+            fmt(row.base, row.metric),
+            fmt(row.tuned, row.metric),
+            f"[{style}]{fmt_delta(delta, row.metric)}[/]"
+            if style
+            else fmt_delta(delta, row.metric),
+        )
+    console.print(table)
