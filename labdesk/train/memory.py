@@ -99,9 +99,9 @@ def suggestions(settings: TrainSettings, phase: PhaseSettings, plan: MemoryPlan)
             f"halve train.phases[{phase.name}].batch_tokens to {phase.batch_tokens // 2} "
             "(effective_batch_tokens stays, via accumulation)"
         )
-        if not settings.gradient_checkpointing:
-            tips.append("set train.gradient_checkpointing: true")
         tips.append(f"lower train.max_seq_len (now {settings.max_seq_len})")
+    if not settings.gradient_checkpointing:
+        tips.append("set train.gradient_checkpointing: true")
     if not settings.quantize_4bit:
         tips.append("set train.quantize_4bit: true (QLoRA)")
     return tips
