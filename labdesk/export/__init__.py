@@ -1,0 +1,1 @@
+"""Export: Hugging Face folders and LoRA adapters to GGUF files llama.cpp loads, plus quantization."""
