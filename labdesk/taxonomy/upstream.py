@@ -78,5 +78,13 @@ def upstream_check(path: Path) -> UpstreamVerdict:
         taxonomy.errors,
         taxonomy.warnings,
         paths,
-        tuple(record.getMessage() for record in collect.records),
+        tuple(_message(record) for record in collect.records),
     )
+
+
+def _message(record: logging.LogRecord) -> str:
+    """Upstream splices its message into the format string, so a '%' in it breaks formatting."""
+    try:
+        return record.getMessage()
+    except (TypeError, ValueError):
+        return f"{record.msg} {record.args}"
