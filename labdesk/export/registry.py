@@ -28,7 +28,7 @@ class TunedModel:
     """The student before tuning, same precision as `merged_gguf`: for /compare and evaluation."""
     merged_gguf: str
     """Base + adapter merged, unquantized."""
-    adapter_gguf: str | None
+    adapter_gguf: str
     """The LoRA alone, to apply on `base_gguf` at load time (quick A/B without a merge)."""
     modelfile: str | None
     system_prompt: str

@@ -74,15 +74,6 @@ def _fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _adapter_gguf_writer() -> Callable[..., Path] | None:
-    """The GGUF LoRA writer, where this build of labdesk has one."""
-    try:
-        from labdesk.export.lora import convert_adapter  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    return convert_adapter  # type: ignore[no-any-return,unused-ignore]
-
-
 def export_run(
     run: RunPaths,
     recipe: Recipe,
@@ -94,8 +85,10 @@ def export_run(
     """Export `run`'s final adapter as a chat model; returns its registry record."""
     from labdesk.chat.template import derive_chat_format
     from labdesk.export.gguf import convert_model
+    from labdesk.export.gguf_adapter import convert_adapter
     from labdesk.export.merge import merge_adapter
     from labdesk.export.modelfile import render_modelfile
+    from labdesk.export.quantize import quantize
     from labdesk.models.ggufinfo import read_gguf
 
     adapter = run.final_adapter
@@ -121,7 +114,10 @@ def export_run(
         lambda: merge_adapter(student_dir, adapter, merged_dir, reporter=reporter),
         reporter,
     )
-    merged_gguf = run.export / f"{name}-{settings.outtype}.gguf"
+    # Unquantized, the merged GGUF is what the user chats with: it lives with the chat model.
+    merged_gguf = (
+        out if settings.quantize == "none" else run.export
+    ) / f"{name}-{settings.outtype}.gguf"
     manifest.run(
         "merged-gguf",
         _fingerprint(student_fp, adapter_fp, settings.outtype),
@@ -138,7 +134,8 @@ def export_run(
         reporter,
     )
 
-    if settings.quantize == "none":
+    quant = settings.quantize
+    if quant == "none":
         chat_gguf = merged_gguf
     else:
         chat_gguf = out / f"{name}-{settings.quantize}.gguf"
@@ -146,24 +143,25 @@ def export_run(
             "quantize",
             _fingerprint(student_fp, adapter_fp, settings.outtype, settings.quantize),
             [chat_gguf],
-            lambda: quantize_gguf(merged_gguf, chat_gguf, settings.quantize, reporter),
+            lambda: quantize(merged_gguf, chat_gguf, quant, reporter=reporter),
             reporter,
         )
 
-    adapter_gguf: Path | None = None
-    writer = _adapter_gguf_writer()
-    if writer is None:
-        reporter(Event("export", "warning", "this labdesk has no GGUF LoRA writer; skipped"))
-    else:
-        adapter_gguf = out / f"{name}-lora-{settings.outtype}.gguf"
-        target = adapter_gguf
-        manifest.run(
-            "adapter-gguf",
-            _fingerprint(student_fp, adapter_fp, settings.outtype),
-            [target],
-            lambda: writer(adapter, student_dir, target, outtype=settings.outtype),
-            reporter,
-        )
+    adapter_gguf = out / f"{name}-lora-{settings.outtype}.gguf"
+    manifest.run(
+        "adapter-gguf",
+        _fingerprint(student_fp, adapter_fp, settings.outtype),
+        [adapter_gguf],
+        lambda: convert_adapter(
+            adapter,
+            student_dir,
+            adapter_gguf,
+            base_gguf=base_gguf,
+            outtype=settings.outtype,
+            reporter=reporter,
+        ),
+        reporter,
+    )
 
     info = read_gguf(chat_gguf)
     modelfile: Path | None = None
@@ -186,7 +184,7 @@ def export_run(
         gguf=str(chat_gguf),
         base_gguf=str(base_gguf),
         merged_gguf=str(merged_gguf),
-        adapter_gguf=str(adapter_gguf) if adapter_gguf else None,
+        adapter_gguf=str(adapter_gguf),
         modelfile=str(modelfile) if modelfile else None,
         system_prompt=recipe.system_prompt,
         n_ctx=min(info.n_ctx_train, recipe.engine.n_ctx)
@@ -199,17 +197,3 @@ def export_run(
     register(ws, model)
     reporter(Event("export", "done", f"chat model '{name}': {chat_gguf}"))
     return model
-
-
-def quantize_gguf(source: Path, dest: Path, kind: str, reporter: Reporter) -> Path:
-    """Quantize with llama.cpp (writes beside `dest`, renamed once it loads)."""
-    try:
-        from labdesk.export.quantize import quantize  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise ModelError(
-            "this labdesk cannot quantize GGUF files yet",
-            hint="set export.quantize: none in the recipe",
-        ) from None
-    reporter(Event("export", "start", f"quantizing to {kind}", step="quantize"))
-    quantize(source, dest, kind)  # type: ignore[no-untyped-call,unused-ignore]
-    return dest

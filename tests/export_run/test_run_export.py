@@ -91,8 +91,6 @@ def test_export_writes_a_registered_chat_model_that_differs_from_the_base(
 
 def test_merged_gguf_equals_base_gguf_plus_adapter_gguf(exported: Exported) -> None:
     model = exported.model
-    if model.adapter_gguf is None:
-        pytest.skip("this labdesk has no GGUF LoRA writer (labdesk.export.lora) yet")
     tokens = [1, 403, 407, 261, 378, 66, 259]
     merged = _logits(Path(model.merged_gguf), tokens)
     applied = _logits(Path(model.base_gguf), tokens, lora=Path(model.adapter_gguf))
@@ -162,3 +160,20 @@ def test_chat_cli_streams_saves_and_reloads(
     assert [t.role for t in saved.turns] == ["user", "assistant"]
     assert saved.turns[0].content == "Once upon a time" and saved.model == "lily"
     assert saved.system_prompt == "Be brief."  # /system applies to the saved conversation
+
+
+def test_quantizing_adds_only_the_quantize_step(exported: Exported) -> None:
+    ws, run, recipe, student, model = exported[:5]
+    events: list[Event] = []
+    q8 = recipe.model_copy(update={"export": recipe.export.model_copy(update={"quantize": "q8_0"})})
+    quantized = export_run(run, q8, ws, student_dir=student, reporter=events.append)
+    assert Path(quantized.gguf).name == "lily-q8_0.gguf" and quantized.quantize == "q8_0"
+    assert find_tuned(ws, "lily") == quantized  # the registry now offers the quantized model
+    assert "quantize" not in {e.step for e in events if e.message.endswith("up to date")}
+    assert {e.step for e in events if e.message.endswith("up to date")} >= {"merge", "adapter-gguf"}
+    tokens = [1, 403, 407, 261, 378, 66, 259]
+    q8_logits = _logits(Path(quantized.gguf), tokens)
+    f32_logits = _logits(Path(model.merged_gguf), tokens)
+    assert np.abs(q8_logits - f32_logits).max() < 0.5  # close to the f32 model, not identical
+    text = Path(quantized.modelfile or "").read_text(encoding="utf-8")
+    assert "FROM ./lily-q8_0.gguf" in text
