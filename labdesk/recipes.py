@@ -94,7 +94,7 @@ class GenerateSettings(_Section):
         4, ge=1, description="Rounds per leaf before giving up on reaching `samples_per_leaf`."
     )
     augmentations: list[Literal["summary", "key_facts"]] = Field(
-        default_factory=lambda: ["summary", "key_facts"],
+        ["summary", "key_facts"],
         description="Knowledge leaves: extra training text written from each document chunk.",
     )
     blocklist: list[str] = Field(
@@ -160,14 +160,26 @@ class TrainSettings(_Section):
 
 
 class ExportSettings(_Section):
-    outtype: Literal["f32", "f16", "bf16"] = "f16"
-    quantize: Literal["none", "q8_0", "q4_k_m"] = "q4_k_m"
-    ollama_modelfile: bool = True
+    """Merging the adapter and writing the chat model."""
+
+    outtype: Literal["f32", "f16", "bf16"] = Field(
+        "f16", description="Precision of the merged and base GGUF (and the adapter GGUF)."
+    )
+    quantize: Literal["none", "q8_0", "q4_k_m"] = Field(
+        "q4_k_m", description="Format of the GGUF you chat with; 'none' keeps `outtype`."
+    )
+    ollama_modelfile: bool = Field(
+        True, description="Write an Ollama Modelfile beside the chat GGUF (`ollama create`)."
+    )
 
 
 class EvaluateSettings(_Section):
-    max_new_tokens: int = Field(256, ge=16)
-    forgetting_questions: int = Field(8, ge=0)
+    """Base vs tuned on the held-out seed questions, judged by the judge (or teacher)."""
+
+    max_new_tokens: int = Field(256, ge=16, description="Longest answer to an open question.")
+    forgetting_questions: int = Field(
+        8, ge=0, le=12, description="Bundled general questions asked to check for forgetting."
+    )
 
 
 class Recipe(_Section):

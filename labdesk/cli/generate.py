@@ -1,0 +1,137 @@
+"""`labdesk generate`: synthetic training data for the taxonomy's leaves, with a local judge."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labdesk.generate import GenerationReport
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "generate",
+        help="write and judge synthetic training data for each taxonomy leaf",
+        description="Generate training samples per leaf with the recipe's teacher and judge. "
+        "Work is kept as it is decided: an interrupted run resumes where it stopped, and a "
+        "leaf whose content, generate settings and models are unchanged is not generated again.",
+    )
+    parser.add_argument("--recipe", default="demo", help="recipe name or .yaml path")
+    parser.add_argument("--run", default="default", help="run name under the workspace")
+    parser.add_argument(
+        "--leaf",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="only this leaf (or folder of leaves); repeatable",
+    )
+    parser.add_argument(
+        "--taxonomy", type=Path, metavar="DIR", help="taxonomy folder (default: the workspace's)"
+    )
+    parser.add_argument(
+        "--preview",
+        type=int,
+        metavar="N",
+        help="try N samples per leaf and print them with the judge's verdicts; writes nothing",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field"
+    )
+    parser.set_defaults(handler=_generate)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import threading
+
+    from labdesk.cli.render import ProgressRenderer, console
+    from labdesk.errors import Cancelled, ConfigError
+    from labdesk.generate import run_generation
+    from labdesk.recipes import load_recipe
+    from labdesk.taxonomy import load_taxonomy
+    from labdesk.workspace import Workspace
+
+    if args.preview is not None and args.preview < 1:
+        raise ConfigError("--preview needs a number of samples of at least 1")
+    ws = Workspace.open()
+    recipe = load_recipe(args.recipe, args.set)
+    taxonomy = load_taxonomy(args.taxonomy or ws.ensure_taxonomy())
+    if not taxonomy.leaves:
+        raise ConfigError(
+            "the taxonomy has no valid leaf to generate from",
+            where=str(taxonomy.root),
+            hint="check it with `labdesk taxonomy check`",
+        )
+    run_dir = ws.run_dir(args.run)
+    cancel = threading.Event()
+    with ProgressRenderer() as render:
+        try:
+            report = run_generation(
+                taxonomy,
+                recipe,
+                run_dir,
+                ws=ws,
+                leaves=args.leaf or None,
+                preview=args.preview,
+                reporter=render,
+                cancel=cancel,
+            )
+        except KeyboardInterrupt:
+            cancel.set()
+            raise Cancelled(
+                "generation interrupted; run the same command again to resume"
+            ) from None
+    if args.preview is not None:
+        _print_preview(report)
+    else:
+        _print_report(report)
+        console.print(f"written to {run_dir / 'generated'}")
+    return 0
+
+
+def _print_report(report: GenerationReport) -> None:
+    from rich.table import Table
+
+    from labdesk.cli.render import console
+
+    table = Table(
+        "leaf", "status", "accepted", "target", "rejected", "top rejections", "tokens", "time"
+    )
+    for leaf in report.leaves:
+        top = ", ".join(f"{step} {n}" for step, n in list(leaf.rejected_by_step.items())[:3])
+        reached = "green" if leaf.reached else "red"
+        table.add_row(
+            leaf.leaf,
+            leaf.status,
+            f"[{reached}]{leaf.accepted_qa}[/]"
+            + (
+                f" (+{leaf.accepted - leaf.accepted_qa})"
+                if leaf.accepted > leaf.accepted_qa
+                else ""
+            ),
+            str(leaf.target),
+            str(leaf.rejected),
+            top,
+            f"{leaf.teacher_tokens + leaf.judge_tokens:,}",
+            f"{leaf.seconds:.1f}s",
+        )
+    console.print(table)
+    for leaf in report.short:
+        console.print(f"[yellow]{leaf.leaf}[/]: {leaf.note}", highlight=False)
+
+
+def _print_preview(report: GenerationReport) -> None:
+    from rich.markup import escape
+
+    from labdesk.cli.render import console
+
+    for leaf in report.leaves:
+        console.rule(f"{leaf.leaf} ({leaf.accepted} of {len(leaf.samples)} would be kept)")
+        for sample in leaf.samples:
+            verdict = (
+                "[green]kept[/]" if sample["accepted"] else f"[red]dropped at {sample['step']}[/]"
+            )
+            console.print(f"[bold]{sample['id']}[/] ({sample['type']}): {verdict}")
+            for step, said in sample["trace"]:
+                console.print(f"  [dim]{escape(step)}:[/] {escape(said)}", highlight=False)

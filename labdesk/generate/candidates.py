@@ -1,0 +1,85 @@
+"""A candidate sample as it moves through a pipeline, and the JSONL records it becomes.
+
+Record shapes are the ones documented in `labdesk.runs`; ids and per-request seeds are derived
+from the leaf, the round and the candidate's index only, so a resumed run rebuilds exactly the
+candidates (and prompts, and sampling seeds) an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from labdesk.taxonomy.leaves import Leaf, Seed
+
+if TYPE_CHECKING:
+    from labdesk.documents import Chunk
+
+SampleType = Literal["qa", "summary", "key_facts"]
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed from any parts (stable across processes, unlike `hash`)."""
+    text = "\x1f".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass
+class Candidate:
+    id: str
+    round: int
+    index: int
+    type: SampleType
+    examples: list[Seed]
+    """The leaf's own seeds this candidate's prompts show (a seeded draw, never held-out ones)."""
+    chunk: Chunk | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+    """What the steps wrote so far: context, question, answer."""
+    scores: dict[str, Any] = field(default_factory=dict)
+    trace: list[tuple[str, str]] = field(default_factory=list)
+    """(step, what it produced or said), for previews and for explaining rejections."""
+    rejection: tuple[str, str] | None = None
+    """(step, reason) once a step has dropped it."""
+
+    @property
+    def alive(self) -> bool:
+        return self.rejection is None
+
+    def reject(self, step: str, reason: str) -> None:
+        self.rejection = (step, reason)
+        self.trace.append((step, f"rejected: {reason}"))
+
+
+def candidate_id(slug: str, round_: int, index: int, type_: SampleType) -> str:
+    return f"{slug}/r{round_}/{type_}-{index:04d}"
+
+
+def chunk_record(chunk: Chunk | None) -> dict[str, Any] | None:
+    if chunk is None:
+        return None
+    return {"document": chunk.document, "index": chunk.index, "text": chunk.text}
+
+
+def to_record(candidate: Candidate, leaf: Leaf, *, system: str, user: str) -> dict[str, Any]:
+    """The accepted-sample shape (`labdesk.runs`); a rejected one adds `step` and `reason`."""
+    metadata: dict[str, Any] = {
+        "leaf": leaf.path,
+        "kind": leaf.kind,
+        "type": candidate.type,
+        "chunk": chunk_record(candidate.chunk),
+        "context": candidate.fields.get("context"),
+        "scores": dict(candidate.scores),
+        "id": candidate.id,
+        "round": candidate.round,
+    }
+    if candidate.rejection is not None:
+        metadata["step"], metadata["reason"] = candidate.rejection
+    return {
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": candidate.fields.get("answer", "")},
+        ],
+        "metadata": metadata,
+    }

@@ -1,0 +1,451 @@
+"""Generation over a taxonomy: which leaves need work, their rounds, the run report.
+
+A leaf is skipped when its manifest says it was completed from the same content hash, the same
+recipe `generate` section, the same models and the same prompt templates; a leaf whose manifest
+matches but is incomplete is resumed; any other leaf starts afresh, alone.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labdesk.errors import ConfigError
+from labdesk.events import Event, Reporter, null_reporter
+from labdesk.fileio import write_json
+from labdesk.generate.candidates import Candidate, derive_seed
+from labdesk.generate.leafrun import LeafRun, Models
+from labdesk.generate.pipelines import build_pipeline
+from labdesk.generate.report import GenerationReport, LeafReport
+from labdesk.generate.state import LeafFiles
+from labdesk.generate.templates import templates_fingerprint
+from labdesk.runs import RunPaths
+from labdesk.taxonomy.leaves import Leaf, Seed
+
+if TYPE_CHECKING:
+    from labdesk.documents import Chunk
+    from labdesk.recipes import ModelRef, Recipe
+    from labdesk.taxonomy import Taxonomy
+    from labdesk.workspace import Workspace
+
+_STAGE = "generate"
+
+
+def run_generation(
+    taxonomy: Taxonomy,
+    recipe: Recipe,
+    run_dir: Path,
+    *,
+    ws: Workspace,
+    leaves: Sequence[str] | None = None,
+    preview: int | None = None,
+    reporter: Reporter = null_reporter,
+    cancel: threading.Event | None = None,
+) -> GenerationReport:
+    """Generate (or with `preview=N`, only try N candidates per leaf) for the chosen leaves.
+
+    `leaves` are leaf paths (or folders holding leaves) inside the taxonomy; default: all.
+    """
+    chosen = select_leaves(taxonomy.leaves, leaves)
+    models = load_models(recipe, ws)
+    if preview is not None:
+        return preview_leaves(
+            chosen, recipe, models, ws=ws, count=preview, reporter=reporter, cancel=cancel
+        )
+    return generate_leaves(
+        chosen,
+        recipe,
+        run_dir,
+        models,
+        ws=ws,
+        prune=leaves is None,
+        known=[leaf.slug for leaf in taxonomy.leaves],
+        reporter=reporter,
+        cancel=cancel,
+    )
+
+
+def select_leaves(all_leaves: Sequence[Leaf], wanted: Sequence[str] | None) -> list[Leaf]:
+    if not wanted:
+        return list(all_leaves)
+    chosen: list[Leaf] = []
+    for item in wanted:
+        prefix = item.strip("/")
+        matched = [
+            leaf
+            for leaf in all_leaves
+            if leaf.path == prefix or leaf.path.startswith(prefix + "/") or str(leaf.file) == item
+        ]
+        if not matched:
+            raise ConfigError(
+                f"no leaf '{item}' in the taxonomy",
+                hint="give a leaf's folder relative to the taxonomy root; "
+                f"e.g. {', '.join(leaf.path for leaf in all_leaves[:3])}",
+            )
+        chosen += [leaf for leaf in matched if leaf not in chosen]
+    return chosen
+
+
+def load_models(recipe: Recipe, ws: Workspace) -> Models:
+    """The teacher and the judge (the teacher itself unless the recipe names a judge)."""
+    from labdesk.models.engine import Engine
+
+    teacher_path = model_file(recipe.teacher, ws)
+    teacher = Engine.load(teacher_path, recipe.engine)
+    teacher_name = model_identity(recipe.teacher, teacher_path)
+    if recipe.judge is None:
+        return Models(teacher, teacher, teacher_name, teacher_name)
+    judge_path = model_file(recipe.judge, ws)
+    judge = Engine.load(judge_path, recipe.engine)
+    return Models(teacher, judge, teacher_name, model_identity(recipe.judge, judge_path))
+
+
+def model_file(ref: ModelRef, ws: Workspace) -> Path:
+    from labdesk.models.store import resolve_model
+
+    return resolve_model(ref, ws, want="gguf")
+
+
+def model_identity(ref: ModelRef, path: Path) -> str:
+    """What names a model for the manifest: where it comes from and the file's size."""
+    size = path.stat().st_size if path.exists() else -1
+    return f"{ref.label()}@{ref.revision or ''}:{ref.sha256 or ''}:{path.name}:{size}"
+
+
+# -- generation --------------------------------------------------------------------------------
+
+
+def generate_leaves(
+    leaves: Sequence[Leaf],
+    recipe: Recipe,
+    run_dir: Path,
+    models: Models,
+    *,
+    ws: Workspace,
+    prune: bool = False,
+    known: Sequence[str] = (),
+    reporter: Reporter = null_reporter,
+    cancel: threading.Event | None = None,
+) -> GenerationReport:
+    """Generate every leaf that needs it into `run_dir`; write and return the run report."""
+    paths = RunPaths(run_dir)
+    started = time.perf_counter()
+    reporter(Event(_STAGE, "start", f"{len(leaves)} leaves", total=len(leaves), done=0))
+    if prune:
+        _prune_stale(paths, set(known), reporter)
+    reports = []
+    for number, leaf in enumerate(leaves):
+        reports.append(
+            generate_leaf(leaf, recipe, paths, models, ws=ws, reporter=reporter, cancel=cancel)
+        )
+        reporter(Event(_STAGE, "progress", done=number + 1, total=len(leaves)))
+    report = GenerationReport(reports, time.perf_counter() - started)
+    write_json(paths.generate_report, _merged_report(paths, report).to_json())
+    reporter(
+        Event(
+            _STAGE,
+            "done",
+            f"{report.accepted} accepted, {report.rejected} rejected in {report.seconds:.1f}s",
+            accepted=report.accepted,
+            rejected=report.rejected,
+        )
+    )
+    return report
+
+
+def generate_leaf(
+    leaf: Leaf,
+    recipe: Recipe,
+    paths: RunPaths,
+    models: Models,
+    *,
+    ws: Workspace,
+    reporter: Reporter = null_reporter,
+    cancel: threading.Event | None = None,
+) -> LeafReport:
+    settings = recipe.generate
+    files = LeafFiles(paths, leaf.slug)
+    inputs = {
+        "content_hash": leaf.content_hash,
+        "generate": settings.model_dump(mode="json"),
+        "teacher": models.teacher_name,
+        "judge": models.judge_name,
+        "prompts": templates_fingerprint(),
+    }
+    manifest = files.read_manifest()
+    if manifest and manifest.get("inputs") == inputs and manifest.get("complete"):
+        report = LeafReport.from_json(manifest["report"])
+        report.status = "unchanged"
+        reporter(
+            Event(
+                _STAGE,
+                "done",
+                "unchanged, kept",
+                leaf=leaf.path,
+                accepted=report.accepted,
+                rejected=report.rejected,
+            )
+        )
+        return report
+    resuming = bool(manifest and manifest.get("inputs") == inputs)
+    if not resuming:
+        files.reset()
+        manifest = {
+            "inputs": inputs,
+            "complete": False,
+            "rounds_done": 0,
+            "elapsed_s": 0.0,
+            "tokens": {},
+        }
+        files.write_manifest(manifest)
+    assert manifest is not None
+    session_start = time.perf_counter()
+    elapsed_before = float(manifest["elapsed_s"])
+
+    seeds, held_out = split_seeds(leaf, settings.held_out_seeds, settings.seed)
+    write_json(files.heldout, [_seed_json(s) for s in held_out])
+    chunks = _chunks(leaf, models, settings.chunk_tokens, ws) if leaf.kind == "knowledge" else []
+    pipeline = build_pipeline(leaf, seeds, chunks, settings)
+    accepted, rejected = files.records()
+    decided = {r["metadata"]["id"] for r in accepted + rejected}
+    run = LeafRun(
+        pipeline,
+        models,
+        system_prompt=recipe.system_prompt,
+        files=files,
+        decided=decided,
+        reporter=reporter,
+        cancel=cancel,
+    )
+    reporter(
+        Event(
+            _STAGE,
+            "start",
+            f"{'resuming' if resuming else 'generating'} {leaf.kind.replace('_', ' ')}: "
+            f"{settings.samples_per_leaf} samples, {len(seeds)} seeds shown, {len(held_out)} held out"
+            + (f", {len(chunks)} chunks" if chunks else ""),
+            leaf=leaf.path,
+        )
+    )
+    round_ = int(manifest["rounds_done"])
+    tokens = dict(manifest["tokens"])
+    while round_ < settings.max_rounds:
+        before = [r for r in accepted if r["metadata"]["round"] < round_]
+        need = settings.samples_per_leaf - sum(1 for r in before if r["metadata"]["type"] == "qa")
+        if need <= 0:
+            break
+        count = candidates_for(
+            need,
+            [r for r in accepted + rejected if r["metadata"]["round"] < round_],
+            settings.samples_per_leaf,
+            settings.overgenerate,
+            round_,
+        )
+        pipeline.start_round(before)
+        run.tokens.clear()
+        run.run_round(round_, count)
+        round_ += 1
+        for name, value in run.tokens.items():
+            tokens[name] = tokens.get(name, 0) + value
+        manifest.update(
+            rounds_done=round_,
+            tokens=tokens,
+            elapsed_s=elapsed_before + time.perf_counter() - session_start,
+        )
+        files.write_manifest(manifest)
+        accepted, rejected = files.records()
+
+    report = LeafReport(
+        leaf.path,
+        leaf.kind,
+        "resumed" if resuming else "generated",
+        settings.samples_per_leaf,
+        rounds=round_,
+        teacher_tokens=tokens.get("teacher", 0),
+        judge_tokens=tokens.get("judge", 0),
+        prompt_tokens=tokens.get("prompt", 0),
+        seconds=round(float(manifest["elapsed_s"]), 3),
+        held_out=len(held_out),
+    )
+    report.count(accepted, rejected)
+    if not report.reached:
+        report.note = (
+            f"{report.accepted_qa} of {report.target} samples after {round_} rounds "
+            f"(generate.max_rounds): {report.explain()}"
+        )
+        reporter(Event(_STAGE, "warning", report.note, leaf=leaf.path))
+    manifest.update(complete=True, report=report.to_json())
+    files.write_manifest(manifest)
+    files_cache_clear(files)
+    reporter(
+        Event(
+            _STAGE,
+            "done",
+            f"{report.accepted} accepted, {report.rejected} rejected",
+            leaf=leaf.path,
+            accepted=report.accepted,
+            rejected=report.rejected,
+            metrics={
+                "tokens": report.teacher_tokens + report.judge_tokens,
+                "seconds": report.seconds,
+            },
+        )
+    )
+    return report
+
+
+def files_cache_clear(files: LeafFiles) -> None:
+    """The reply cache only serves resuming; a complete leaf no longer needs it."""
+    files.cache.unlink(missing_ok=True)
+
+
+def candidates_for(
+    need: int, earlier: list[dict[str, Any]], target: int, overgenerate: float, round_: int
+) -> int:
+    """How many Q&A candidates a round starts: enough for `need` at the leaf's observed yield.
+
+    Round 0 knows no yield yet and uses `overgenerate`; later rounds use what earlier rounds of
+    this leaf accepted per candidate (a function of earlier rounds only, so a resumed run plans
+    the same round). Never more than four times the target in one round.
+    """
+    qa = [r for r in earlier if r["metadata"]["type"] == "qa"]
+    if round_ == 0 or not qa:
+        factor = overgenerate
+    else:
+        accepted = sum(1 for r in qa if "step" not in r["metadata"])
+        factor = min(4.0 * overgenerate, 1.25 * len(qa) / max(accepted, 1))
+    return max(1, min(4 * target, math.ceil(need * factor)))
+
+
+def split_seeds(leaf: Leaf, held_out: int, seed: int) -> tuple[list[Seed], list[Seed]]:
+    """(seeds the teacher sees, seeds kept back for evaluation), a stable choice per leaf.
+
+    At least one seed always stays with the teacher: a leaf with fewer seeds holds back fewer.
+    """
+    order = sorted(
+        range(len(leaf.seeds)), key=lambda i: derive_seed(seed, leaf.content_hash, "heldout", i)
+    )
+    keep_back = set(order[: max(0, min(held_out, len(leaf.seeds) - 1))])
+    shown = [s for i, s in enumerate(leaf.seeds) if i not in keep_back]
+    return shown, [s for i, s in enumerate(leaf.seeds) if i in keep_back]
+
+
+def _seed_json(seed: Seed) -> dict[str, Any]:
+    return {
+        "context": seed.context,
+        "qa": [{"question": qa.question, "answer": qa.answer} for qa in seed.qa],
+    }
+
+
+def _chunks(leaf: Leaf, models: Models, chunk_tokens: int, ws: Workspace) -> list[Chunk]:
+    from labdesk.documents import chunk_documents, documents_for_leaf
+    from labdesk.errors import DocumentError
+
+    documents = documents_for_leaf(leaf, ws.cache / "documents")
+    chunks = chunk_documents(documents, chunk_tokens, count_tokens=models.teacher.count_tokens)
+    if not chunks:
+        raise DocumentError(
+            f"the documents of {leaf.path} hold no text to generate from",
+            where=str(leaf.file),
+            hint="check that `document.patterns` match non-empty files",
+        )
+    return chunks
+
+
+def _prune_stale(paths: RunPaths, known: set[str], reporter: Reporter) -> None:
+    """Leaves gone from the taxonomy: their generated data goes too (it is derived data)."""
+    if not paths.generated.is_dir():
+        return
+    for manifest in sorted(paths.generated.glob("*.manifest.json")):
+        slug = manifest.name.removesuffix(".manifest.json")
+        if slug not in known:
+            LeafFiles(paths, slug).reset()
+            reporter(Event(_STAGE, "message", f"removed data of {slug}: no longer in the taxonomy"))
+
+
+def _merged_report(paths: RunPaths, report: GenerationReport) -> GenerationReport:
+    """This invocation's leaves plus the other leaves already reported in this run."""
+    import json
+
+    mine = {leaf.leaf for leaf in report.leaves}
+    others: list[LeafReport] = []
+    if paths.generate_report.exists():
+        try:
+            old = GenerationReport.from_json(json.loads(paths.generate_report.read_text("utf-8")))
+        except (ValueError, KeyError, TypeError):
+            old = GenerationReport([])
+        others = [
+            leaf
+            for leaf in old.leaves
+            if leaf.leaf not in mine and paths.leaf_manifest(leaf_slug_of(leaf)).exists()
+        ]
+    return GenerationReport(others + report.leaves, report.seconds)
+
+
+def leaf_slug_of(report: LeafReport) -> str:
+    from labdesk.taxonomy.leaves import leaf_slug
+
+    return leaf_slug(report.leaf)
+
+
+# -- preview -----------------------------------------------------------------------------------
+
+
+def preview_leaves(
+    leaves: Sequence[Leaf],
+    recipe: Recipe,
+    models: Models,
+    *,
+    ws: Workspace,
+    count: int,
+    reporter: Reporter = null_reporter,
+    cancel: threading.Event | None = None,
+) -> GenerationReport:
+    """Run `count` candidates per leaf through every step, writing nothing; keep the verdicts."""
+    settings = recipe.generate
+    reports = []
+    started = time.perf_counter()
+    for leaf in leaves:
+        seeds, held_out = split_seeds(leaf, settings.held_out_seeds, settings.seed)
+        chunks = (
+            _chunks(leaf, models, settings.chunk_tokens, ws) if leaf.kind == "knowledge" else []
+        )
+        pipeline = build_pipeline(leaf, seeds, chunks, settings)
+        pipeline.start_round([])
+        run = LeafRun(
+            pipeline, models, system_prompt=recipe.system_prompt, reporter=reporter, cancel=cancel
+        )
+        leaf_started = time.perf_counter()
+        candidates = run.run_round(0, count, augment_chunks=2)
+        report = LeafReport(
+            leaf.path,
+            leaf.kind,
+            "preview",
+            count,
+            teacher_tokens=run.tokens["teacher"],
+            judge_tokens=run.tokens["judge"],
+            prompt_tokens=run.tokens["prompt"],
+            seconds=round(time.perf_counter() - leaf_started, 3),
+            held_out=len(held_out),
+        )
+        report.samples = [_preview_sample(c) for c in candidates]
+        report.accepted = sum(1 for c in candidates if c.alive)
+        report.accepted_qa = sum(1 for c in candidates if c.alive and c.type == "qa")
+        report.rejected = len(candidates) - report.accepted
+        reports.append(report)
+    return GenerationReport(reports, time.perf_counter() - started)
+
+
+def _preview_sample(candidate: Candidate) -> dict[str, Any]:
+    return {
+        "id": candidate.id,
+        "type": candidate.type,
+        "accepted": candidate.alive,
+        "step": candidate.rejection[0] if candidate.rejection else None,
+        "reason": candidate.rejection[1] if candidate.rejection else None,
+        "trace": [list(item) for item in candidate.trace],
+    }

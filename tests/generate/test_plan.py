@@ -1,0 +1,105 @@
+"""Pure planning logic: held-out seeds, candidate counts, deterministic candidates, reports."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from labdesk.errors import ConfigError
+from labdesk.generate.pipelines import build_pipeline
+from labdesk.generate.report import LeafReport
+from labdesk.generate.runner import candidates_for, select_leaves, split_seeds
+from labdesk.generate.steps import Ask
+from labdesk.generate.templates import template
+from labdesk.recipes import GenerateSettings
+from labdesk.resources import data_dir
+from labdesk.taxonomy import Leaf, load_taxonomy
+
+
+@pytest.fixture(scope="module")
+def leaves() -> list[Leaf]:
+    return load_taxonomy(data_dir("taxonomy")).leaves
+
+
+def test_sample_taxonomy_has_every_kind(leaves: list[Leaf]) -> None:
+    assert {leaf.kind for leaf in leaves} == {"knowledge", "freeform_skill", "grounded_skill"}
+
+
+def test_held_out_split_is_stable_disjoint_and_keeps_one_seed(leaves: list[Leaf]) -> None:
+    leaf = leaves[0]
+    shown, held = split_seeds(leaf, 2, seed=42)
+    assert (shown, held) == split_seeds(leaf, 2, seed=42)
+    assert len(held) == 2 and len(shown) == len(leaf.seeds) - 2
+    assert not set(map(id, shown)) & set(map(id, held))
+    shown, held = split_seeds(leaf, 99, seed=42)
+    assert len(shown) == 1 and len(held) == len(leaf.seeds) - 1
+
+
+def test_candidate_count_follows_observed_yield() -> None:
+    assert candidates_for(10, [], 10, 2.0, 0) == 20
+    earlier = [{"metadata": {"type": "qa", "step": "judge_pair"}}] * 15 + [
+        {"metadata": {"type": "qa"}}
+    ] * 5
+    # yield 5/20 → 4 candidates per missing sample, x1.25 margin
+    assert candidates_for(4, earlier, 10, 2.0, 1) == 20
+    # nothing accepted yet: capped at 4x overgenerate, and at 4x the target in one round
+    assert candidates_for(5, earlier[:15], 10, 2.0, 1) == 40
+
+
+def test_candidates_are_deterministic_and_show_only_given_seeds(leaves: list[Leaf]) -> None:
+    settings = GenerateSettings(examples_per_prompt=2)
+    for leaf in leaves:
+        if leaf.kind == "knowledge":
+            continue
+        shown, held = split_seeds(leaf, 1, seed=42)
+        pipeline = build_pipeline(leaf, shown, [], settings)
+        first = pipeline.candidates(1, 6)
+        again = pipeline.candidates(1, 6)
+        assert [(c.id, c.examples) for c in first] == [(c.id, c.examples) for c in again]
+        assert len({c.id for c in first}) == 6
+        for candidate in first:
+            assert len(candidate.examples) == 2
+            assert all(seed in shown for seed in candidate.examples)
+            assert not any(seed in held for seed in candidate.examples)
+
+
+def test_every_step_template_exists(leaves: list[Leaf]) -> None:
+    for leaf in leaves:
+        pipeline = build_pipeline(leaf, list(leaf.seeds), [], GenerateSettings())
+        for step in pipeline.steps:
+            if isinstance(step, Ask):
+                for name in step.templates.values():
+                    assert template(name).template.strip()
+
+
+def test_select_leaves_by_path_and_folder(leaves: list[Leaf]) -> None:
+    assert select_leaves(leaves, None) == leaves
+    skills = select_leaves(leaves, ["compositional_skills/writing"])
+    assert skills and all(leaf.path.startswith("compositional_skills/writing/") for leaf in skills)
+    with pytest.raises(ConfigError, match="no leaf 'nope'"):
+        select_leaves(leaves, ["nope"])
+
+
+def test_report_explains_an_empty_leaf() -> None:
+    def rejected(step: str, reason: str, question: str) -> dict[str, object]:
+        return {
+            "messages": [{}, {"content": question}, {"content": ""}],
+            "metadata": {"type": "qa", "step": step, "reason": reason},
+        }
+
+    report = LeafReport("a/b", "freeform_skill", "generated", target=3)
+    report.count(
+        [],
+        [
+            rejected("judge_question", "not good_question: unclear", "Tell me"),
+            rejected("judge_question", "not good_question: off task", "Fly?"),
+            rejected("dedup", "near-duplicate of seed 1 (similarity 0.97)", "Write a haiku"),
+        ],
+    )
+    assert not report.reached and report.generated == 3
+    text = report.explain()
+    assert text.startswith("judge_question rejected 2 (e.g. not good_question: unclear")
+    assert "dedup rejected 1" in text and "'Write a haiku'" in text
+    again = LeafReport.from_json(report.to_json())
+    assert replace(again, samples=[]) == replace(report, samples=[])
