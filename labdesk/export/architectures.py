@@ -10,12 +10,15 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gguf
 import numpy as np
 
 from labdesk.errors import ModelError
+
+if TYPE_CHECKING:
+    from labdesk.export.checkpoint import Checkpoint
 
 # HF model_type → GGUF architecture. Mistral is a Llama to llama.cpp.
 _ARCHES = {
@@ -161,6 +164,12 @@ def permute_rows(weight: np.ndarray, n_head: int) -> np.ndarray:
         .swapaxes(1, 2)
         .reshape(weight.shape)
     )
+
+
+def load_permuted(checkpoint: Checkpoint, name: str, heads: int | None) -> np.ndarray:
+    """Read a tensor, permuting its rows for `heads` heads when it is a q/k projection (or B)."""
+    data = checkpoint.read(name)
+    return permute_rows(data, heads) if heads else data
 
 
 def qk_heads(spec: ModelSpec, hf_name: str) -> int | None:

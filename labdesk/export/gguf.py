@@ -11,7 +11,6 @@ from functools import partial
 from pathlib import Path
 
 import gguf
-import numpy as np
 
 from labdesk.errors import ModelError
 from labdesk.events import Event, Reporter, null_reporter
@@ -20,7 +19,7 @@ from labdesk.export.architectures import (
     ModelSpec,
     add_metadata,
     llama3_rope_factors,
-    permute_rows,
+    load_permuted,
     qk_heads,
     read_spec,
 )
@@ -87,16 +86,11 @@ def plan_tensors(
                 hint="this checkpoint has layers labdesk's converter does not know",
             )
         shape = checkpoint.shape(name)
-        load = partial(_load, checkpoint, name, qk_heads(spec, name))
+        load = partial(load_permuted, checkpoint, name, qk_heads(spec, name))
         # Norms and biases stay f32, as llama.cpp's own converter keeps them.
         jobs.append(TensorJob(gguf_name, name, shape, outtype if len(shape) > 1 else "f32", load))
     _check_complete(spec, jobs, model_dir)
     return jobs
-
-
-def _load(checkpoint: Checkpoint, name: str, heads: int | None) -> np.ndarray:
-    data = checkpoint.read(name)
-    return permute_rows(data, heads) if heads else data
 
 
 def _check_complete(spec: ModelSpec, jobs: list[TensorJob], model_dir: Path) -> None:

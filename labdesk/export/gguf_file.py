@@ -8,9 +8,8 @@ a failure (full disk, bad tensor, failed check) deletes the temporary file.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -74,20 +73,28 @@ def write_gguf(
     reporter: Reporter = null_reporter,
 ) -> Path:
     """Write `jobs` with `metadata` to `out` (via a temporary file), run `check` on it, rename."""
+    with partial_file(out) as tmp:
+        _write(tmp, out.name, arch, metadata, jobs, reporter)
+        check(tmp)
+    return out
+
+
+@contextlib.contextmanager
+def partial_file(out: Path) -> Iterator[Path]:
+    """A temporary path beside `out`, renamed to `out` if the block succeeds, else deleted."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     try:
-        _write(tmp, arch, metadata, jobs, reporter)
-        check(tmp)
+        yield tmp
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return out
 
 
 def _write(
     tmp: Path,
+    label: str,
     arch: str,
     metadata: Callable[[gguf.GGUFWriter], None],
     jobs: Sequence[TensorJob],
@@ -122,19 +129,17 @@ def _write(
                     hint="the checkpoint is corrupt or the training diverged",
                 )
             writer.write_tensor_data(cast(data, job.outtype))
-            reporter(Event("export", step="tensors", message=job.name, done=i + 1, total=len(jobs)))
+            reporter(Event("export", step=label, message=job.name, done=i + 1, total=len(jobs)))
         assert writer.fout is not None
         for fh in writer.fout:
             fh.flush()
             os.fsync(fh.fileno())
-    except OSError as exc:
-        full = exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    except OSError as exc:  # numpy's tofile reports a short write without an errno
         raise ModelError(
             f"could not write tensor {current}: {exc.strerror or exc}",
-            where=str(tmp.with_name(tmp.name.removeprefix(".").removesuffix(".partial"))),
-            hint="free some disk space (the output needs about the model's size) and run again"
-            if full
-            else None,
+            where=label,
+            hint="make sure the output folder is writable and has room for the file "
+            "(about the model's size), then run again",
         ) from exc
     finally:
         with contextlib.suppress(OSError):  # already failing: the OSError above says why

@@ -32,7 +32,7 @@ def load(path: Path, *, lora_path: Path | None = None, n_ctx: int = 256) -> Llam
 
     errors: list[str] = []
     try:
-        with _llama_errors(errors):
+        with llama_errors(errors):
             return Llama(
                 model_path=str(path),
                 lora_path=str(lora_path) if lora_path else None,
@@ -54,7 +54,7 @@ def load(path: Path, *, lora_path: Path | None = None, n_ctx: int = 256) -> Llam
 
 
 @contextlib.contextmanager
-def _llama_errors(sink: list[str]) -> Iterator[None]:
+def llama_errors(sink: list[str]) -> Iterator[None]:
     """Collect llama.cpp's error log lines (its only account of why a load failed)."""
     import llama_cpp
     from llama_cpp import _logger
