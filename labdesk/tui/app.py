@@ -74,8 +74,11 @@ class LabdeskApp(App[None]):
         recipe: str = "demo",
         run: str = "default",
         mode: str | None = None,
+        snapshot: bool = False,
     ) -> None:
         super().__init__()
+        self.snapshot = snapshot
+        """Show nothing that changes between identical runs (free memory, timings): for tests."""
         self.workspace = Workspace.open(home)
         self.taxonomy_root = self.workspace.ensure_taxonomy()
         self.recipe_name = recipe

@@ -7,6 +7,7 @@ under the field its YAML path points at. Saving writes the same document atomica
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -24,6 +25,8 @@ from labdesk.tui.work import notify_error
 if TYPE_CHECKING:
     from labdesk.taxonomy import Problem
 
+MISSING_KEY = re.compile(r"'(\w+)' is a required property")
+"""JSON Schema's wording for a missing key: the problem belongs at that key's field."""
 VALIDATE_DELAY_S = 0.3
 """Validation waits for a pause in typing, so a fast typist never waits for it."""
 
@@ -111,7 +114,8 @@ class FieldBox(Vertical):
     def show_problems(self, problems: list[Problem]) -> None:
         self.set_class(any(p.severity == "error" for p in problems), "-error")
         self.set_class(bool(problems), "-problems")
-        self.query_one(".field-problems", Static).update(problem_markup(problems))
+        for shown in self.query(".field-problems").results(Static):  # none while recomposing
+            shown.update(problem_markup(problems))
 
 
 class LeafEditor(VerticalScroll):
@@ -158,6 +162,8 @@ class LeafEditor(VerticalScroll):
         self.problems: list[Problem] = []
         self.dirty = False
         self._timer: Timer | None = None
+        self._rebuilding = False
+        """While the form is redrawn its inputs are stale: nothing is read back from them."""
 
     # layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -232,6 +238,8 @@ class LeafEditor(VerticalScroll):
     # editing -------------------------------------------------------------------------------
     def sync(self) -> None:
         """Read every input back into the form (before a restructure, a check or a save)."""
+        if self._rebuilding:
+            return
         for box in self.query(FieldBox):
             self.form.set(box.path, box.value)
 
@@ -239,7 +247,7 @@ class LeafEditor(VerticalScroll):
     @on(Input.Changed)
     def _edited(self, event: TextArea.Changed | Input.Changed) -> None:
         box = event.control.parent
-        if not isinstance(box, FieldBox):
+        if not isinstance(box, FieldBox) or self._rebuilding:
             return
         event.stop()
         box.refresh_hint()
@@ -273,7 +281,11 @@ class LeafEditor(VerticalScroll):
         else:
             return
         self.dirty = True
-        await self.recompose()
+        self._rebuilding = True
+        try:
+            await self.recompose()
+        finally:
+            self._rebuilding = False
         self.validate_now()
 
     @on(Button.Pressed)
@@ -295,6 +307,7 @@ class LeafEditor(VerticalScroll):
 
     def validate_now(self) -> None:
         self._timer = None
+        self.sync()
         self._validate(self.current_text())
 
     @work(thread=True, exclusive=True, group="validate")
@@ -310,17 +323,23 @@ class LeafEditor(VerticalScroll):
 
     def show_problems(self, problems: list[Problem]) -> None:
         self.problems = problems
+        summaries = list(self.query("#summary").results(Static))
+        if not self.is_attached or not summaries:
+            return  # the form is being rebuilt; it is checked again once it is
         boxes = {box.path: box for box in self.query(FieldBox)}
         placed: dict[FieldPath, list[Problem]] = {path: [] for path in boxes}
         loose: list[Problem] = []
         for problem in problems:
-            target = self._field_for(parse_yq(problem.yaml_path), list(boxes))
+            path = parse_yq(problem.yaml_path)
+            if missing := MISSING_KEY.search(problem.message):  # the field it asks for
+                path = (*path, missing.group(1))
+            target = self._field_for(path, list(boxes))
             (placed[target] if target else loose).append(problem)
         for path, box in boxes.items():
             box.show_problems(placed[path])
         errors = sum(p.severity == "error" for p in problems)
         warnings = len(problems) - errors
-        summary = self.query_one("#summary", Static)
+        summary = summaries[0]
         kind = "knowledge" if self.form.knowledge else "skill"
         head = f"[b]{escape(self.rel)}[/b] · {kind} · "
         if not problems:

@@ -1,0 +1,343 @@
+"""The generate screen: pick recipe and leaves, run the teacher and judge, watch and prune samples.
+
+Generation is `labdesk.generate.run_generation` in a worker. Pause holds the worker at its next
+progress event; cancel stops it after the current step, and starting again resumes where it
+stopped (the core keeps a manifest and a reply cache per leaf).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import (
+    Button,
+    Checkbox,
+    DataTable,
+    Footer,
+    Header,
+    Label,
+    RichLog,
+    Select,
+    SelectionList,
+    Static,
+)
+
+from labdesk.errors import Cancelled
+from labdesk.runs import RunPaths
+from labdesk.tui.jsonl_view import JsonlView
+from labdesk.tui.widgets import RecipeSelect
+from labdesk.tui.work import CoreEvent, Job, notify_error
+
+if TYPE_CHECKING:
+    from labdesk.generate import GenerationReport
+    from labdesk.taxonomy import Leaf, Taxonomy
+    from labdesk.tui.app import LabdeskApp
+
+PREVIEW_CANDIDATES = 3
+
+
+class SampleDetail(ModalScreen[None]):
+    """One sample, in full."""
+
+    DEFAULT_CSS = """
+    SampleDetail { align: center middle; }
+    SampleDetail > VerticalScroll {
+        width: 90%; height: 85%; border: thick $accent; background: $surface; padding: 0 1;
+    }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("enter", "dismiss", "Close", show=False),
+    ]
+
+    def __init__(self, title: str, record: Any) -> None:
+        super().__init__()
+        self.title_text = title
+        self.record = record
+
+    def compose(self) -> ComposeResult:
+        from rich.markup import escape
+
+        with VerticalScroll():
+            yield Label(escape(self.title_text), classes="pane-title")
+            messages = self.record.get("messages") if isinstance(self.record, dict) else None
+            for message in messages or []:
+                role = escape(str(message.get("role", "")))
+                yield Static(f"[b]{role}[/b]\n{escape(str(message.get('content', '')))}\n")
+            meta = self.record.get("metadata") if isinstance(self.record, dict) else self.record
+            yield Static(escape(json.dumps(meta, indent=2, ensure_ascii=False)), classes="hint")
+
+
+def leaf_needs_work(leaf: Leaf, paths: RunPaths) -> bool:
+    """A leaf never generated, left incomplete, or edited since (what the core would redo)."""
+    try:
+        manifest = json.loads(paths.leaf_manifest(leaf.slug).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    inputs = manifest.get("inputs") or {}
+    return not manifest.get("complete") or inputs.get("content_hash") != leaf.content_hash
+
+
+class GenerateScreen(Screen[None]):
+    DEFAULT_CSS = """
+    GenerateScreen #setup { width: 46; border-right: vkey $panel; padding: 0 1; }
+    GenerateScreen #leaves { height: 1fr; }
+    GenerateScreen #main { width: 1fr; }
+    GenerateScreen #leaf-table { height: auto; max-height: 12; }
+    GenerateScreen #events { height: 8; border-top: hkey $panel; }
+    GenerateScreen #status { height: 1; padding: 0 1; }
+    GenerateScreen #sample-bar { height: auto; padding: 0 1; }
+    GenerateScreen #sample-file { width: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+g", "start", "Start"),
+        Binding("ctrl+z", "pause", "Pause/resume"),
+        Binding("ctrl+x", "cancel", "Cancel"),
+    ]
+
+    app: LabdeskApp
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.job: Job | None = None
+        self.taxonomy: Taxonomy | None = None
+
+    @property
+    def paths(self) -> RunPaths:
+        return RunPaths(self.app.run_dir)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(id="setup"):
+                yield Label("Recipe", classes="pane-title")
+                yield RecipeSelect()
+                yield Label("Leaves (changed ones are ticked)", classes="pane-title")
+                yield SelectionList[str](id="leaves")
+                yield Checkbox(
+                    f"Preview: try {PREVIEW_CANDIDATES} per leaf, keep none", id="preview"
+                )
+                with Horizontal(classes="toolbar"):
+                    yield Button("Start", id="start", variant="primary")
+                    yield Button("Pause", id="pause", disabled=True)
+                    yield Button("Cancel", id="cancel", variant="error", disabled=True)
+            with Vertical(id="main"):
+                yield Static("idle", id="status")
+                table: DataTable[str] = DataTable(id="leaf-table", cursor_type="row")
+                yield table
+                yield RichLog(id="events", markup=True, wrap=True, max_lines=500)
+                with Horizontal(id="sample-bar"):
+                    yield Select[str]([], prompt="samples file", id="sample-file")
+                yield JsonlView(id="samples")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#leaf-table", DataTable)
+        for key, label in (
+            ("leaf", "leaf"),
+            ("step", "step"),
+            ("progress", "progress"),
+            ("accepted", "✓"),
+            ("rejected", "✗"),
+            ("speed", "tok/s"),
+            ("status", "status"),
+        ):
+            table.add_column(label, key=key)
+        self._load_leaves()
+        self.refresh_sample_files()
+
+    def on_screen_resume(self) -> None:
+        if self.is_mounted and self.job is None:
+            self._load_leaves()
+
+    # leaves --------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="generate-leaves")
+    def _load_leaves(self) -> None:
+        from labdesk.taxonomy import load_taxonomy
+
+        try:
+            taxonomy = load_taxonomy(self.app.taxonomy_root)
+        except Exception as exc:
+            notify_error(self.app, exc)
+            return
+        changed = {leaf.path for leaf in taxonomy.leaves if leaf_needs_work(leaf, self.paths)}
+        self.app.call_from_thread(self._show_leaves, taxonomy, changed)
+
+    def _show_leaves(self, taxonomy: Taxonomy, changed: set[str]) -> None:
+        self.taxonomy = taxonomy
+        leaves = self.query_one("#leaves", SelectionList)
+        leaves.clear_options()
+        for leaf in taxonomy.leaves:
+            leaves.add_option((leaf.path, leaf.path, leaf.path in changed))
+        invalid = len({p.file for p in taxonomy.errors})
+        if invalid:
+            self.log_line(f"[yellow]{invalid} invalid leaf file(s) left out: fix them on F2[/]")
+
+    # running -------------------------------------------------------------------------------
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        if self.job is not None:
+            return
+        chosen = list(self.query_one("#leaves", SelectionList).selected)
+        if not chosen:
+            self.notify("tick at least one leaf", severity="warning")
+            return
+        preview = self.query_one("#preview", Checkbox).value
+        self.job = Job("generate")
+        self._set_running(True)
+        table = self.query_one("#leaf-table", DataTable)
+        table.clear()
+        for path in chosen:
+            table.add_row(path, "", "", "0", "0", "", "waiting", key=path)
+        self.query_one("#status", Static).update("loading the teacher…")
+        self._generate(self.job, self.app.recipe_name, chosen, preview)
+
+    @on(Button.Pressed, "#pause")
+    def action_pause(self) -> None:
+        if self.job is None:
+            return
+        if self.job.paused:
+            self.job.resume()
+        else:
+            self.job.pause()
+        paused = self.job.paused
+        self.query_one("#pause", Button).label = "Resume" if paused else "Pause"
+        self.query_one("#status", Static).update("paused" if paused else "running")
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        if self.job is not None:
+            self.job.stop()
+            self.query_one("#status", Static).update("stopping after the current step…")
+
+    def _set_running(self, running: bool) -> None:
+        self.query_one("#start", Button).disabled = running
+        self.query_one("#pause", Button).disabled = not running
+        self.query_one("#cancel", Button).disabled = not running
+        self.query_one("#pause", Button).label = "Pause"
+
+    @work(thread=True, exclusive=True, group="generate")
+    def _generate(self, job: Job, recipe_name: str, leaves: list[str], preview: bool) -> None:
+        from labdesk.generate import run_generation
+        from labdesk.recipes import load_recipe
+        from labdesk.taxonomy import load_taxonomy
+
+        report: GenerationReport | None = None
+        try:
+            recipe = load_recipe(recipe_name)
+            taxonomy = load_taxonomy(self.app.taxonomy_root)
+            report = run_generation(
+                taxonomy,
+                recipe,
+                self.app.run_dir,
+                ws=self.app.workspace,
+                leaves=leaves,
+                preview=PREVIEW_CANDIDATES if preview else None,
+                reporter=job.reporter(self),
+                cancel=job.cancel,
+            )
+        except Cancelled:
+            self.app.call_from_thread(
+                self.log_line, "[yellow]stopped: what was generated is kept; Start resumes[/]"
+            )
+        except Exception as exc:
+            notify_error(self.app, exc)
+        self.app.call_from_thread(self._finished, report)
+
+    def _finished(self, report: GenerationReport | None) -> None:
+        self.job = None
+        self._set_running(False)
+        if report is not None:
+            status = f"done: {report.accepted} accepted, {report.rejected} rejected"
+            for leaf in report.leaves:
+                for sample in leaf.samples:
+                    self.log_line(f"[dim]{leaf.leaf}[/] preview: {json.dumps(sample)[:300]}")
+                if leaf.note:
+                    self.log_line(f"[yellow]{leaf.leaf}: {leaf.note}[/]")
+        else:
+            status = "stopped"
+        self.query_one("#status", Static).update(status)
+        self.refresh_sample_files()
+        self._load_leaves()
+
+    @on(CoreEvent)
+    def _progress(self, message: CoreEvent) -> None:
+        event = message.event
+        table = self.query_one("#leaf-table", DataTable)
+        if event.leaf and event.leaf in table.rows:
+            row = event.leaf
+            if event.step:
+                table.update_cell(row, "step", event.step)
+            if event.done is not None and event.total:
+                table.update_cell(row, "progress", f"{event.done}/{event.total}")
+            if event.accepted is not None:
+                table.update_cell(row, "accepted", str(event.accepted))
+            if event.rejected is not None:
+                table.update_cell(row, "rejected", str(event.rejected))
+            if "tok/s" in event.metrics:
+                table.update_cell(row, "speed", f"{event.metrics['tok/s']:.0f}")
+            table.update_cell(
+                row, "status", {"start": "running", "done": "done"}.get(event.kind, "running")
+            )
+        elif event.kind == "progress" and event.total:
+            self.query_one("#status", Static).update(f"leaves {event.done}/{event.total}")
+        if event.message and event.kind != "progress":
+            colour = {"warning": "yellow", "done": "green"}.get(event.kind, "default")
+            where = f"[b]{event.leaf}[/b] " if event.leaf else ""
+            self.log_line(f"{where}[{colour}]{event.message}[/]")
+        if event.leaf and event.kind == "done":
+            self.refresh_sample_files()
+        view = self.query_one("#samples", JsonlView)
+        if (
+            event.leaf
+            and view.index
+            and view.index.path.name.startswith(event.leaf.replace("/", "__"))
+        ):
+            view.reload()
+
+    def log_line(self, text: str) -> None:
+        self.query_one("#events", RichLog).write(text)
+
+    # samples -------------------------------------------------------------------------------
+    def refresh_sample_files(self) -> None:
+        folder = self.paths.generated
+        files = (
+            sorted(p for p in folder.glob("*.jsonl") if not p.name.endswith(".dropped.jsonl"))
+            if folder.is_dir()
+            else []
+        )
+        select = self.query_one("#sample-file", Select)
+        current = select.value
+        options = [(self._file_label(p), str(p)) for p in files]
+        select.set_options(options)
+        if current in {value for _, value in options}:
+            select.value = current
+
+    @staticmethod
+    def _file_label(path: Path) -> str:
+        name = path.name.removesuffix(".jsonl")
+        rejected = name.endswith(".rejected")
+        leaf = name.removesuffix(".rejected").replace("__", "/")
+        return f"{'✗ rejected' if rejected else '✓ accepted'}  {leaf}"
+
+    @on(Select.Changed, "#sample-file")
+    def _pick_file(self, event: Select.Changed) -> None:
+        view = self.query_one("#samples", JsonlView)
+        if isinstance(event.value, str):
+            view.open(Path(event.value))
+            view.focus()
+
+    @on(JsonlView.Opened)
+    def _open_sample(self, event: JsonlView.Opened) -> None:
+        self.app.push_screen(SampleDetail(f"sample {event.index + 1}", event.record))
+
+    @on(JsonlView.Rewritten)
+    def _rewritten(self, event: JsonlView.Rewritten) -> None:
+        self.notify(f"dropped {event.dropped} sample(s); kept in .dropped.jsonl beside the file")

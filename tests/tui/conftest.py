@@ -1,0 +1,48 @@
+"""Fixtures for the app's tests: a workspace with the tiny models built once per session, and a
+recipe small enough that generation, training and export finish in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labdesk.resources import data_dir
+
+
+@pytest.fixture(scope="session")
+def builtin_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both tiny models, built once (a real HF folder + GGUF each)."""
+    from labdesk.tinymodels import ensure_builtin
+
+    models = tmp_path_factory.mktemp("tiny-models")
+    ensure_builtin("tiny-teacher", models)
+    ensure_builtin("tiny-student", models)
+    return models / "builtin"
+
+
+@pytest.fixture
+def home(workspace_home: Path, builtin_models: Path) -> Path:
+    """A fresh workspace (LABDESK_HOME) that finds the tiny models already built."""
+    (workspace_home / "models").mkdir(parents=True)
+    (workspace_home / "models" / "builtin").symlink_to(builtin_models, target_is_directory=True)
+    return workspace_home
+
+
+@pytest.fixture
+def fast_recipe(tmp_path: Path) -> Path:
+    """The demo recipe, cut down: one sample per leaf, short answers, tiny phases."""
+    recipe = yaml.safe_load((data_dir("recipes") / "demo.yaml").read_text(encoding="utf-8"))
+    recipe["name"] = "fast"
+    recipe["generate"].update(samples_per_leaf=1, max_new_tokens=24)
+    recipe["mix"].update(skills_per_leaf=4)
+    path = tmp_path / "fast.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Pilot tests are coroutines run by anyio's pytest plugin, on asyncio (Textual's loop)."""
+    return "asyncio"
