@@ -145,7 +145,9 @@ class TrainSettings(_Section):
     max_seq_len: int = Field(2048, ge=64)
     overlong: Literal["drop", "truncate"] = "drop"
     lora_rank: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, gt=0, description="LoRA scale numerator: updates are scaled by alpha / rank.")
+    lora_alpha: int = Field(
+        32, gt=0, description="LoRA scale numerator: updates are scaled by alpha / rank."
+    )
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
     gradient_checkpointing: bool = True
     checkpoint_every: int = Field(50, ge=1, description="Optimizer steps between checkpoints.")
