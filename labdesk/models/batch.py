@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from labdesk.errors import ModelError
+from labdesk.models.sampling import Sampler
 from labdesk.models.types import FinishReason, GenRequest, GenResult
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class _Slot:
     index: int  # request index
     seq: int  # llama.cpp sequence id
     request: GenRequest
-    sampler: Any
+    sampler: Sampler
     prompt_tokens: int
     feed: list[int]  # prompt tokens not yet decoded
     pos: int  # position of the next token to decode
@@ -129,8 +130,7 @@ class BatchDecoder:
                 for seq, slot in list(self.slots.items()):
                     if slot.batch_row < 0:
                         continue
-                    token = llama_cpp.llama_sampler_sample(slot.sampler, engine.ctx, slot.batch_row)
-                    reason = self._accept(slot, token)
+                    reason = self._accept(slot, slot.sampler.sample(slot.batch_row))
                     if reason is None:
                         yield slot.index, None
                         continue
@@ -139,7 +139,7 @@ class BatchDecoder:
                     yield slot.index, result
         finally:
             for slot in self.slots.values():
-                llama_cpp.llama_sampler_free(slot.sampler)
+                slot.sampler.close()
             self.slots.clear()
             llama_cpp.llama_batch_free(batch)
 
@@ -158,8 +158,6 @@ class BatchDecoder:
     def _start(self, index: int, seq: int, mem: Any) -> None:
         import llama_cpp
 
-        from labdesk.models.sampling import make_sampler
-
         request = self.requests[index]
         tokens = self.prompts[index]
         llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
@@ -169,7 +167,7 @@ class BatchDecoder:
             index=index,
             seq=seq,
             request=request,
-            sampler=make_sampler(self.engine, request),
+            sampler=Sampler(self.engine, request),
             prompt_tokens=len(tokens),
             feed=tokens[self.prefix_len :],
             pos=self.prefix_len,
@@ -220,7 +218,7 @@ class BatchDecoder:
         import llama_cpp
 
         del self.slots[slot.seq]
-        llama_cpp.llama_sampler_free(slot.sampler)
+        slot.sampler.close()
         llama_cpp.llama_memory_seq_rm(mem, slot.seq, -1, -1)
         return _result(slot, reason)
 

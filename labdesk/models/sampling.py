@@ -1,7 +1,16 @@
-"""Per-sequence sampler chains: grammar constraint first, then greedy or seeded top-p."""
+"""Per-sequence sampling: greedy or seeded top-p, optionally constrained by a grammar.
+
+A grammar is checked against the sampled token first and applied to the whole vocabulary only
+when that token is refused (llama.cpp's own server does the same): running the grammar over
+every candidate costs ~3.5 ms per token with a 32K vocabulary. The result is the same as
+masking first — greedy picks the same token; resampling from the masked distribution after
+a refusal gives exactly the masked distribution.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import math
 from typing import TYPE_CHECKING, Any
 
 from labdesk.errors import ModelError
@@ -22,32 +31,84 @@ def request_grammar(request: GenRequest) -> str | None:
     return None
 
 
-def make_sampler(engine: Engine, request: GenRequest) -> Any:
-    """A new llama.cpp sampler chain for `request` (the caller frees it)."""
-    import llama_cpp
+# numpy's view of llama.cpp's `llama_token_data` array (id, logit, p).
+_TOKEN_DATA = [("id", "<i4"), ("logit", "<f4"), ("p", "<f4")]
 
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    grammar = request_grammar(request)
-    if grammar is not None:
-        constraint = llama_cpp.llama_sampler_init_grammar(
-            engine.vocab, grammar.encode("utf-8"), b"root"
-        )
-        if not constraint:
-            llama_cpp.llama_sampler_free(chain)
-            raise ModelError("llama.cpp rejected the output grammar", where=grammar[:200])
-        llama_cpp.llama_sampler_chain_add(chain, constraint)
-    if request.temperature <= 0.0:
-        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-    else:
-        seed = llama_cpp.LLAMA_DEFAULT_SEED if request.seed is None else request.seed
-        llama_cpp.llama_sampler_chain_add(
-            chain, llama_cpp.llama_sampler_init_temp(request.temperature)
-        )
-        if request.top_p < 1.0:
-            llama_cpp.llama_sampler_chain_add(
-                chain, llama_cpp.llama_sampler_init_top_p(request.top_p, 1)
+
+class Sampler:
+    """Owns llama.cpp sampler objects for one sequence; call `close()` when done."""
+
+    def __init__(self, engine: Engine, request: GenRequest) -> None:
+        import llama_cpp
+
+        self._engine = engine
+        self._grammar: Any = None
+        grammar = request_grammar(request)
+        if grammar is not None:
+            self._grammar = llama_cpp.llama_sampler_init_grammar(
+                engine.vocab, grammar.encode("utf-8"), b"root"
             )
-        llama_cpp.llama_sampler_chain_add(
-            chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF)
+            if not self._grammar:
+                raise ModelError("llama.cpp rejected the output grammar", where=grammar[:200])
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        if request.temperature <= 0.0:
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+        else:
+            temp = llama_cpp.llama_sampler_init_temp(request.temperature)
+            llama_cpp.llama_sampler_chain_add(chain, temp)
+            if request.top_p < 1.0:
+                top_p = llama_cpp.llama_sampler_init_top_p(request.top_p, 1)
+                llama_cpp.llama_sampler_chain_add(chain, top_p)
+            seed = llama_cpp.LLAMA_DEFAULT_SEED if request.seed is None else request.seed
+            dist = llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF)
+            llama_cpp.llama_sampler_chain_add(chain, dist)
+        self._chain = chain
+
+    def sample(self, row: int) -> int:
+        """The next token from the logits of batch row `row` (accepted into the grammar)."""
+        import llama_cpp
+
+        ctx = self._engine.ctx
+        token = int(llama_cpp.llama_sampler_sample(self._chain, ctx, row))
+        if self._grammar is None:
+            return token
+        if not self._allowed(token):
+            token = self._sample_masked(row)
+        llama_cpp.llama_sampler_accept(self._grammar, token)
+        return token
+
+    def _allowed(self, token: int) -> bool:
+        import llama_cpp
+
+        one = llama_cpp.llama_token_data(token, 1.0, 0.0)
+        candidates = llama_cpp.llama_token_data_array(ctypes.pointer(one), 1, -1, False)
+        llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(candidates))
+        return not math.isinf(one.logit)
+
+    def _sample_masked(self, row: int) -> int:
+        """The full path: every candidate through the grammar, then the chain."""
+        import llama_cpp
+        import numpy as np
+
+        n_vocab = self._engine.n_vocab
+        logits = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(self._engine.ctx, row), shape=(n_vocab,)
         )
-    return chain
+        data = (llama_cpp.llama_token_data * n_vocab)()
+        view = np.frombuffer(memoryview(data), dtype=_TOKEN_DATA)
+        view["id"] = np.arange(n_vocab, dtype=np.int32)
+        view["logit"] = logits
+        view["p"] = 0.0
+        candidates = llama_cpp.llama_token_data_array(data, n_vocab, -1, False)
+        llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(candidates))
+        llama_cpp.llama_sampler_apply(self._chain, ctypes.byref(candidates))
+        if candidates.selected < 0:
+            raise ModelError("sampler chose no token", where=str(self._engine.path))
+        return int(data[candidates.selected].id)
+
+    def close(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_sampler_free(self._chain)
+        if self._grammar is not None:
+            llama_cpp.llama_sampler_free(self._grammar)
