@@ -27,9 +27,31 @@ from labdesk.models.synthetic import write_random_llama
 from labdesk.models.types import GenRequest
 from labdesk.recipes import EngineSettings
 
-STORIES = Path(__file__).resolve().parents[1].parent / "shared/fixtures/stories260K/stories260K.gguf"
+STORIES = (
+    Path(__file__).resolve().parents[1].parent / "shared/fixtures/stories260K/stories260K.gguf"
+)
 CLOCK = time.process_time
-WORDS = "the cat sat on a red mat and saw big dog run to park with Lily who had ball".split()
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "a",
+    "red",
+    "mat",
+    "and",
+    "saw",
+    "big",
+    "dog",
+    "run",
+    "to",
+    "park",
+    "with",
+    "Lily",
+    "who",
+    "had",
+    "ball",
+]
 
 
 def _prompt(i: int, words: int) -> str:
@@ -71,12 +93,14 @@ def throughput(path: Path, threads: int, n_requests: int, max_tokens: int, repea
 
     seconds, tokens = _best(upstream, repeats)
     print(f"  {'llama_cpp.Llama, one at a time':<34}{tokens / seconds:>10.0f}{'':>10}")
-    del llm
+    llm.close()
     base = None
     for parallel in (1, 2, 4, 8, 16):
         settings = EngineSettings(n_ctx=512, parallel=parallel, n_threads=threads)
         engine = Engine.load(path, settings)
-        seconds, tokens = _best(lambda e=engine: sum(r.tokens for r in e.generate(requests)), repeats)
+        seconds, tokens = _best(
+            lambda e=engine: sum(r.tokens for r in e.generate(requests)), repeats
+        )
         rate = tokens / seconds
         base = base or rate
         print(f"  {f'labdesk engine, {parallel} parallel':<34}{rate:>10.0f}{rate / base:>9.1f}×")
@@ -86,7 +110,8 @@ def throughput(path: Path, threads: int, n_requests: int, max_tokens: int, repea
 def prefix_reuse(path: Path, threads: int, n_requests: int, repeats: int) -> None:
     shared = "You write questions about this story. " + _prompt(0, 300)
     requests = [
-        GenRequest(f"{shared}\nQuestion {i}: {_prompt(i, 8)}", max_tokens=16) for i in range(n_requests)
+        GenRequest(f"{shared}\nQuestion {i}: {_prompt(i, 8)}", max_tokens=16)
+        for i in range(n_requests)
     ]
     prompt_only = [GenRequest(r.prompt, max_tokens=1) for r in requests]
     print(f"\n  leaf-like workload: {n_requests} requests sharing a prefix, 8 parallel")
@@ -118,7 +143,9 @@ def main() -> None:
     global CLOCK
     if args.wall:
         CLOCK = time.perf_counter
-    print(f"timing by {'wall clock' if args.wall else 'process CPU time'}, {args.threads} thread(s)")
+    print(
+        f"timing by {'wall clock' if args.wall else 'process CPU time'}, {args.threads} thread(s)"
+    )
     repeats = 1 if args.quick else 3
     with tempfile.TemporaryDirectory() as tmp:
         big = write_random_llama(
