@@ -119,3 +119,32 @@ def position(root: yaml.Node | None, parts: Sequence[str | int]) -> tuple[int, i
             break
         node, mark = child
     return mark.line + 1, mark.column + 1
+
+
+def path_at(root: yaml.Node, line: int, col: int) -> list[str | int]:
+    """The path of the deepest node spanning 1-based (line, col): lint findings get a YAML path
+    too. A position just past a value (trailing spaces) still counts as that value's."""
+    where = (line - 1, col - 1)
+
+    def spans(node: yaml.Node) -> bool:
+        start, end = node.start_mark, node.end_mark
+        return (start.line, start.column) <= where <= (end.line, end.column)
+
+    parts: list[str | int] = []
+    node = root
+    while True:
+        children: list[tuple[str | int, yaml.Node]] = []
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    return parts
+                if spans(key):
+                    return [*parts, key.value]
+                children.append((key.value, value))
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(enumerate(node.value))
+        found = next(((part, child) for part, child in children if spans(child)), None)
+        if found is None:
+            return parts
+        parts.append(found[0])
+        node = found[1]

@@ -19,8 +19,9 @@ import yaml
 from labdesk.taxonomy import advice
 from labdesk.taxonomy.lint import lint
 from labdesk.taxonomy.problems import Problem, Severity
-from labdesk.taxonomy.safeyaml import MAX_FILE_BYTES, YamlLimitError, parse, position
+from labdesk.taxonomy.safeyaml import MAX_FILE_BYTES, YamlLimitError, parse, path_at, position
 from labdesk.taxonomy.schema import SCHEMA_NAMES, load_schema
+from labdesk.yamlpath import format_path
 
 LEAF_FILE = "qna.yaml"
 
@@ -145,10 +146,12 @@ def _declared_version(data: Mapping[str, Any]) -> object:
 def _lint(text: str, checked: Checked) -> None:
     try:
         for finding in lint(text):
+            parts = path_at(checked.node, finding.line, finding.col) if checked.node else []
             checked.add(
                 finding.message,
                 line=finding.line,
                 col=finding.col,
+                yaml_path="." + format_path(parts),
                 code=f"lint:{finding.rule or 'syntax'}",
             )
     except Exception as exc:  # upstream's subprocess would print a traceback and report nothing

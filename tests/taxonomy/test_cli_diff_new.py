@@ -75,6 +75,8 @@ def test_validate_text_reports_real_lines_for_unsaved_text() -> None:
     (problem,) = [p for p in validate_text(broken, HAIKU) if p.severity == "error"]
     assert problem.yaml_path == ".seed_examples[2].question"
     assert problem.line == line and problem.source == "upstream"
+    (lint,) = [p for p in validate_text(text + "extra: 1   \n", HAIKU) if p.code.startswith("lint")]
+    assert lint.yaml_path == ".extra" and lint.code == "lint:trailing-spaces"
     bad_yaml = validate_text("version: 3\nfoo: [1, 2\n", HAIKU)
     assert bad_yaml[0].code == "yaml" and bad_yaml[0].line == 3
 
