@@ -177,3 +177,38 @@ def test_quantizing_adds_only_the_quantize_step(exported: Exported) -> None:
     assert np.abs(q8_logits - f32_logits).max() < 0.5  # close to the f32 model, not identical
     text = Path(quantized.modelfile or "").read_text(encoding="utf-8")
     assert "FROM ./lily-q8_0.gguf" in text
+
+
+def test_ctrl_c_in_the_chat_cli_keeps_the_partial_answer(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labdesk.cli import render
+    from labdesk.cli.main import main
+
+    ws = exported.ws
+    monkeypatch.setenv("LABDESK_HOME", str(ws.home))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Once upon a time\n/save cut\n/quit\n"))
+    shown: list[str] = []
+    original = render.console.print
+
+    def print_then_interrupt(*objects: object, **kwargs: object) -> None:
+        original(*objects, **kwargs)  # type: ignore[arg-type]
+        if kwargs.get("markup") is False and objects and "you>" not in str(objects[0]):
+            shown.append(str(objects[0]))
+            if len(shown) == 2:
+                raise KeyboardInterrupt  # the user presses Ctrl-C after two pieces
+
+    monkeypatch.setattr(render.console, "print", print_then_interrupt)
+    assert main(["chat", "lily", "--temperature", "0", "--max-tokens", "32", "--threads", "2"]) == 0
+    saved = load_session(ws.chats, "cut")
+    answer = saved.turns[-1]
+    assert answer.role == "assistant" and answer.interrupted
+    assert answer.content.startswith("".join(shown))
+
+
+def test_chat_without_any_tuned_model_says_how_to_get_one(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no tuned model to chat with") as info:
+        resolve_chat_model(Workspace.open(tmp_path / "empty-ws"), None)
+    assert "labdesk export run" in str(info.value)
+    with pytest.raises(ModelError, match="no tuned model named 'nope'"):
+        resolve_chat_model(Workspace.open(tmp_path / "empty-ws"), "nope")
