@@ -12,7 +12,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -22,7 +22,9 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from labdesk.errors import TaxonomyError
 from labdesk.fileio import write_text
-from labdesk.taxonomy.leaves import LeafKind
+
+if TYPE_CHECKING:
+    from labdesk.taxonomy.leaves import LeafKind
 
 FieldPath = tuple[str | int, ...]
 """Where a value sits in the YAML, e.g. ``("seed_examples", 2, "answer")``."""

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -21,14 +22,14 @@ from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 from textual.widgets.tree import TreeNode
 
 from labdesk.errors import LabdeskError
-from labdesk.tui.leaf_editor import LeafEditor, escape
-from labdesk.tui.qna_file import LeafForm, QnaFile
 from labdesk.tui.work import notify_error
 
 if TYPE_CHECKING:
     from labdesk.taxonomy import Leaf, Problem, Taxonomy
     from labdesk.taxonomy.leaves import LeafKind
     from labdesk.tui.app import LabdeskApp
+    from labdesk.tui.leaf_editor import LeafEditor
+    from labdesk.tui.qna_file import LeafForm, QnaFile
 
 GROUPS = ("knowledge", "compositional_skills", "foundational_skills")
 LEAF_FILE = "qna.yaml"
@@ -150,7 +151,8 @@ class TaxonomyScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.populate()
-        self.action_check_all()
+        # the full check imports the validators: start it once the first frame is on screen
+        self.call_after_refresh(self.action_check_all)
 
     # the tree ------------------------------------------------------------------------------
     def populate(self, select: str | None = None) -> None:
@@ -226,6 +228,9 @@ class TaxonomyScreen(Screen[None]):
             await self.open_leaf(event.node.data)
 
     async def open_leaf(self, rel: str, qna: QnaFile | None = None) -> None:
+        from labdesk.tui.leaf_editor import LeafEditor
+        from labdesk.tui.qna_file import QnaFile
+
         self._stash_draft()
         file = self.root / rel
         knowledge = rel.startswith("knowledge/")
@@ -250,8 +255,7 @@ class TaxonomyScreen(Screen[None]):
             if self.editor.dirty:
                 self.drafts[self.editor.rel] = self.editor.form
 
-    @on(LeafEditor.Saved)
-    def _saved(self, event: LeafEditor.Saved) -> None:
+    def on_leaf_editor_saved(self, event: LeafEditor.Saved) -> None:
         self.drafts.pop(event.editor.rel, None)
         self.action_check_all()
 
@@ -268,6 +272,8 @@ class TaxonomyScreen(Screen[None]):
         if file.exists():
             self.notify(f"{rel} already exists: opened it", severity="warning")
         else:
+            from labdesk.tui.qna_file import QnaFile
+
             qna = QnaFile.template(_kind(kind), created_by=os.environ.get("USER", ""))
             file.parent.mkdir(parents=True, exist_ok=True)
             qna.save(file)
