@@ -92,7 +92,7 @@ class Engine:
         cparams.n_ubatch = _N_BATCH
         cparams.n_seq_max = settings.parallel + 1  # one extra sequence holds the shared prefix
         cparams.kv_unified = True
-        threads = settings.n_threads or os.cpu_count() or 1
+        threads = settings.n_threads or _physical_cores()
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         ctx = llama_cpp.llama_init_from_model(model, cparams)
@@ -253,6 +253,13 @@ class Engine:
     @property
     def vocab(self) -> Any:
         return self._vocab
+
+
+def _physical_cores() -> int:
+    """Physical cores: llama.cpp gains nothing from SMT siblings and loses to oversubscription."""
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def _log_text() -> str:

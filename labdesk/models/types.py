@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from labdesk.errors import ModelError
+
 FinishReason = Literal["stop", "length", "cancelled"]
 
 
@@ -24,6 +26,14 @@ class GenRequest:
     stop: tuple[str, ...] = ()
     schema: dict[str, Any] | None = None
     pattern: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1 or self.temperature < 0.0 or not 0.0 < self.top_p <= 1.0:
+            raise ModelError(
+                f"bad generation settings: max_tokens={self.max_tokens}, "
+                f"temperature={self.temperature}, top_p={self.top_p}",
+                hint="max_tokens >= 1, temperature >= 0, 0 < top_p <= 1",
+            )
 
 
 @dataclass(frozen=True)

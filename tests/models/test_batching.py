@@ -5,6 +5,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
+from labdesk.errors import ModelError
+from labdesk.models.batch import BatchDecoder
 from labdesk.models.types import GenRequest, GenResult
 
 from .conftest import load
@@ -44,8 +48,6 @@ def test_shared_prefix_reuse_gives_identical_output(stories_gguf: Path) -> None:
     requests = [GenRequest(f"{STORY} {STORY} {end}", max_tokens=12) for end in endings]
     reused = load(stories_gguf, reuse_prefix=True)
     plain = load(stories_gguf, reuse_prefix=False)
-    from labdesk.models.batch import BatchDecoder
-
     decoder = BatchDecoder(reused, requests, None)
     assert decoder.prefix_len >= 40  # the two stories are shared and evaluated once
     assert BatchDecoder(plain, requests, None).prefix_len == 0
@@ -125,3 +127,29 @@ def test_chat_prompt_and_token_counts(stories_gguf: Path) -> None:
     assert engine.count_tokens(prompt) == len(engine.tokenize(prompt)) > 3
     assert engine.tokenize("Once")[0] == 1  # BOS added once
     assert engine.n_ctx == 512
+
+
+def test_every_slot_can_fill_its_whole_context(random_gguf: Path) -> None:
+    # Prompts of many lengths, answers capped only by the context: the shared KV cache is
+    # filled to the brim while slots free and refill at different steps.
+    words = ["the", "cat", "sat", "on", "a", "red", "mat", "and", "saw", "big", "dog"]
+    shared = " ".join(words[k % 11] for k in range(30))
+    requests = [
+        GenRequest(
+            shared + " " + " ".join(words[(i * k) % 11] for k in range(1, 33 * (i % 5) + 8)), 300
+        )
+        for i in range(16)
+    ]
+    for reuse in (False, True):
+        engine = load(random_gguf, n_ctx=256, reuse_prefix=reuse)
+        assert (BatchDecoder(engine, requests, None).prefix_len > 25) == reuse
+        results = engine.generate(requests)
+        assert all(r.prompt_tokens + r.tokens == 256 for r in results)
+        assert all(r.finish_reason == "length" for r in results)
+
+
+def test_a_prompt_longer_than_the_context_is_a_clear_error(stories_gguf: Path) -> None:
+    engine = load(stories_gguf, n_ctx=256)
+    with pytest.raises(ModelError, match="does not fit the context of 256") as err:
+        engine.generate([GenRequest(STORY * 20, 10)])
+    assert err.value.hint and "n_ctx" in err.value.hint

@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from labdesk.models.batch import BatchDecoder
 from labdesk.models.engine import Engine
 from labdesk.models.store import resolve_model
 from labdesk.models.types import GenRequest
@@ -49,8 +50,6 @@ def test_batched_chat_prompts_equal_sequential(teacher: Engine, tmp_path: Path) 
     sequential = [load(teacher.path, parallel=1, n_ctx=1024).generate([r])[0] for r in requests]
     batched = teacher.generate(requests)
     assert [r.text for r in batched] == [r.text for r in sequential]
-    from labdesk.models.batch import BatchDecoder
-
     assert BatchDecoder(teacher, requests, None).prefix_len > 40  # the system prompt is shared
 
 

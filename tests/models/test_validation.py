@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from labdesk.errors import ModelError
+from labdesk.models.engine import resolve_gpu_layers
 from labdesk.models.ggufinfo import read_gguf
 from labdesk.models.memory import check_fits, plan_memory
+from labdesk.models.types import GenRequest
 
 from .conftest import load
 
@@ -89,3 +91,20 @@ def test_engine_is_shared_per_file_and_settings(stories_gguf: Path, tmp_path: Pa
     assert load(stories_gguf) is load(stories_gguf)
     assert load(stories_gguf) is not load(stories_gguf, parallel=2)
     assert load(copy) is not load(stories_gguf)
+
+
+def test_gpu_offload_is_chosen_by_the_build() -> None:
+    import llama_cpp
+
+    # 'auto' = every layer on a CUDA/Metal build, none on a CPU build (like this machine's).
+    expected = 999 if llama_cpp.llama_supports_gpu_offload() else 0
+    assert resolve_gpu_layers("auto") == expected
+    assert resolve_gpu_layers(12) == 12
+
+
+@pytest.mark.parametrize(
+    "settings", [{"max_tokens": 0}, {"temperature": -1.0}, {"top_p": 0.0}, {"top_p": 1.5}]
+)
+def test_bad_request_settings(settings: dict[str, float]) -> None:
+    with pytest.raises(ModelError, match="bad generation settings"):
+        GenRequest("x", **({"max_tokens": 5} | settings))  # type: ignore[arg-type]
