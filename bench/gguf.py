@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# Run as a script, this file's folder comes first on sys.path and its name would shadow the
+# `gguf` package that labdesk imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 FIXTURE = REPO.parent / "shared" / "fixtures" / "stories260K" / "hf"
 
 # Child programs; each prints {"rss": peak bytes, "s": seconds of the measured work}.
@@ -92,8 +95,6 @@ def main() -> None:
     parser.add_argument("--fixture", type=Path, default=FIXTURE)
     parser.add_argument("--skip-100m", action="store_true")
     args = parser.parse_args()
-    from labdesk.tinymodels import build_tiny_model
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -101,13 +102,20 @@ def main() -> None:
             rows += bench_model("stories260K", args.fixture, work)
         if not args.skip_100m:
             started = time.perf_counter()
-            # ~100M parameters: 14 layers of width 768, vocab 2,048, tied embeddings.
-            model = build_tiny_model(
-                work / "llama100m" / "hf", hidden=768, layers=14, heads=12, kv_heads=12,
-                intermediate=2048, vocab=2048, context=2048, outtype="f16",
+            # ~100M parameters: 14 layers of width 768, vocab 2,048, tied embeddings. Built in
+            # a child: Linux children inherit the parent's peak RSS, so the parent stays small.
+            hf_dir = work / "llama100m" / "hf"
+            build = (
+                "import sys; from pathlib import Path; from labdesk.tinymodels import build_tiny_model; "
+                "build_tiny_model(sys.argv[1], hidden=768, layers=14, heads=12, kv_heads=12, "
+                "intermediate=2048, vocab=2048, context=2048, outtype='f16', gguf_path=Path(sys.argv[2]))"
+            )
+            subprocess.run(
+                [sys.executable, "-c", build, str(hf_dir), str(work / "built.gguf")],
+                check=True, cwd=REPO, capture_output=True,
             )  # fmt: skip
             print(f"built the 100M model in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-            rows += bench_model("llama-100M", model.hf_dir, work)
+            rows += bench_model("llama-100M", hf_dir, work)
     header = ("model", "what", "time s", "output MiB", "peak RSS MiB", "RSS - imports MiB",
               "RSS / output", "(RSS - imports) / output")  # fmt: skip
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
