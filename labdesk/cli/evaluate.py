@@ -75,3 +75,7 @@ def _print(report: Report) -> None:
             else fmt_delta(delta, row.metric),
         )
     console.print(table)
+    improved = [row.leaf for row in report.rows() if row.delta is not None and row.delta > 0]
+    regressed = [row.leaf for row in report.rows() if row.delta is not None and row.delta < 0]
+    console.print(f"[green]improved[/]: {', '.join(improved) or 'none'}", highlight=False)
+    console.print(f"[red]regressed[/]: {', '.join(regressed) or 'none'}", highlight=False)

@@ -144,3 +144,5 @@ def test_evaluate_cli_prints_the_table_from_the_cached_evaluation(
     (leaf,) = [row for row in evaluated.report.leaves if row.leaf == KNOWLEDGE_LEAF]
     assert KNOWLEDGE_LEAF in out and f"{leaf.tuned:.0%}" in out
     assert "report.md" in out
+    improved = next(line for line in out.splitlines() if line.startswith("improved:"))
+    assert KNOWLEDGE_LEAF in improved
