@@ -1,1 +1,10 @@
-"""Local model runtime: model store, llama.cpp engine with batched, constrained decoding."""
+"""Local model runtime: model store, llama.cpp engine with batched, constrained decoding.
+
+Importing this package is cheap: llama.cpp, gguf and huggingface-hub load on first use.
+"""
+
+from labdesk.models.engine import Engine
+from labdesk.models.store import pull_model, resolve_model
+from labdesk.models.types import GenRequest, GenResult
+
+__all__ = ["Engine", "GenRequest", "GenResult", "pull_model", "resolve_model"]

@@ -11,6 +11,7 @@ once into a spare sequence and its KV cells are shared into each slot with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import deque
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from labdesk.errors import ModelError
-from labdesk.models.sampling import Sampler
+from labdesk.models.sampling import Sampler, request_grammar
 from labdesk.models.types import FinishReason, GenRequest, GenResult
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class BatchDecoder:
                     where=request.prompt[:60] + "…",
                     hint="raise engine.n_ctx in the recipe, or shorten the prompt",
                 )
+        # Grammars are built up front: a bad schema fails before any decoding starts.
+        self.grammars = [request_grammar(r) for r in self.requests]
         self.prefix_seq = engine.parallel  # the spare sequence id
         self.prefix_len = self._shared_prefix_len() if engine.reuse_prefix else 0
         self.slots: dict[int, _Slot] = {}  # seq id -> live slot
@@ -167,7 +170,7 @@ class BatchDecoder:
             index=index,
             seq=seq,
             request=request,
-            sampler=Sampler(self.engine, request),
+            sampler=Sampler(self.engine, request, self.grammars[index]),
             prompt_tokens=len(tokens),
             feed=tokens[self.prefix_len :],
             pos=self.prefix_len,
@@ -248,6 +251,11 @@ def _result(slot: _Slot, reason: FinishReason) -> GenResult:
     value = None
     if request.schema is not None and reason == "stop":
         value = _parse_valid(text, request.schema)
+    elif request.schema is not None and reason == "length":
+        # The cap may fall right after the closing brace: then the value is whole after all.
+        with contextlib.suppress(ModelError):
+            value = _parse_valid(text, request.schema)
+            reason = "stop"
     return GenResult(text, slot.generated, slot.prompt_tokens, reason, value)
 
 

@@ -77,7 +77,7 @@ class Engine:
         # once; every sequence may grow to n_ctx tokens.
         n_ctx_total = settings.n_ctx * settings.parallel
         check_fits(
-            plan_memory(info, n_ctx_total=n_ctx_total, n_batch=_N_BATCH, device=self.device),
+            plan_memory(info, n_ctx_total=n_ctx_total, n_batch=_N_BATCH, gpu_layers=gpu_layers),
             where=str(path),
         )
         mparams = llama_cpp.llama_model_default_params()

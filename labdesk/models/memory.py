@@ -24,21 +24,35 @@ class MemoryPlan:
     weights: int
     kv_cache: int
     compute: int
-    device: str  # "cpu", "cuda" or "metal": where the weights go
+    device: str  # "cpu", "cuda" or "metal": where offloaded layers go
+    gpu_share: float = 0.0  # fraction of the layers (and their KV cache) on that GPU
 
     @property
     def total(self) -> int:
         return self.weights + self.kv_cache + self.compute
 
+    @property
+    def vram(self) -> int:
+        """Bytes in dedicated GPU memory (Metal shares the system RAM, so none)."""
+        return int(self.total * self.gpu_share) if self.device == "cuda" else 0
 
-def plan_memory(info: GGUFInfo, *, n_ctx_total: int, n_batch: int, device: str) -> MemoryPlan:
+    @property
+    def ram(self) -> int:
+        return self.total - self.vram
+
+
+def plan_memory(
+    info: GGUFInfo, *, n_ctx_total: int, n_batch: int, gpu_layers: int = 0
+) -> MemoryPlan:
     logits = info.n_vocab * n_batch * 4
     activations = info.n_embd * n_batch * 4 * 8
+    share = min(gpu_layers, info.n_layer) / max(info.n_layer, 1)
     return MemoryPlan(
         weights=info.weight_bytes,
         kv_cache=info.kv_bytes_per_token() * n_ctx_total,
         compute=logits + activations + _OVERHEAD_BYTES,
-        device=device,
+        device=gpu_device() if gpu_layers > 0 else "cpu",
+        gpu_share=share,
     )
 
 
@@ -71,22 +85,28 @@ def gpu_device() -> str:
     return "metal" if sys.platform == "darwin" else "cuda"
 
 
-def check_fits(plan: MemoryPlan, *, where: str, free_bytes: int | None = None) -> None:
-    """Raise ModelError when `plan` cannot fit in the free memory of its device."""
-    if free_bytes is None:
-        free_bytes = available_cuda_vram() if plan.device == "cuda" else available_ram()
-    if free_bytes is None:  # unknown (no nvidia-smi): let llama.cpp try
+def check_fits(
+    plan: MemoryPlan, *, where: str, free_ram: int | None = None, free_vram: int | None = None
+) -> None:
+    """Raise ModelError when `plan` cannot fit in free GPU memory or free RAM."""
+    if plan.vram:
+        free_vram = available_cuda_vram() if free_vram is None else free_vram
+        if free_vram is not None:  # unknown (no nvidia-smi): let llama.cpp try
+            _refuse_over(plan, plan.vram, free_vram, "CUDA", where)
+    _refuse_over(plan, plan.ram, available_ram() if free_ram is None else free_ram, "RAM", where)
+
+
+def _refuse_over(plan: MemoryPlan, need: int, free: int, memory: str, where: str) -> None:
+    if need <= free:
         return
-    if plan.total > free_bytes:
-        raise ModelError(
-            f"model needs about {_gib(plan.total)} "
-            f"(weights {_gib(plan.weights)} + KV cache {_gib(plan.kv_cache)} + buffers "
-            f"{_gib(plan.compute)}) but only {_gib(free_bytes)} of {plan.device.upper()} "
-            "memory is free",
-            where=where,
-            hint="pick a smaller or more quantized model (a recipe for your hardware), or lower "
-            "engine.n_ctx / engine.parallel",
-        )
+    raise ModelError(
+        f"model needs about {_gib(need)} of {memory} (weights {_gib(plan.weights)} + KV cache "
+        f"{_gib(plan.kv_cache)} + buffers {_gib(plan.compute)} in all) but only {_gib(free)} "
+        "is free",
+        where=where,
+        hint="pick a smaller or more quantized model (a recipe for your hardware), or lower "
+        "engine.n_ctx / engine.parallel" + (" / engine.n_gpu_layers" if memory == "CUDA" else ""),
+    )
 
 
 def _gib(n: int) -> str:

@@ -38,12 +38,12 @@ _TOKEN_DATA = [("id", "<i4"), ("logit", "<f4"), ("p", "<f4")]
 class Sampler:
     """Owns llama.cpp sampler objects for one sequence; call `close()` when done."""
 
-    def __init__(self, engine: Engine, request: GenRequest) -> None:
+    def __init__(self, engine: Engine, request: GenRequest, grammar: str | None) -> None:
+        """`grammar` is `request_grammar(request)` (GBNF), built by the caller."""
         import llama_cpp
 
         self._engine = engine
         self._grammar: Any = None
-        grammar = request_grammar(request)
         if grammar is not None:
             self._grammar = llama_cpp.llama_sampler_init_grammar(
                 engine.vocab, grammar.encode("utf-8"), b"root"

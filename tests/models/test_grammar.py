@@ -98,3 +98,21 @@ def test_bad_patterns_are_clear_errors() -> None:
     for pattern in ("(ab", "a)", "*a", "[ab", r"\q"):
         with pytest.raises(ModelError, match="pattern not supported"):
             pattern_to_gbnf(pattern)
+
+
+def test_a_value_completed_exactly_at_the_cap_is_kept(random_gguf: Path) -> None:
+    engine = load(random_gguf)
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    free = engine.generate([GenRequest("x", 50, schema=schema)])[0]
+    exact = engine.generate([GenRequest("x", free.tokens, schema=schema)])[0]
+    assert (exact.finish_reason, exact.value, exact.text) == ("stop", free.value, free.text)
+    short = engine.generate([GenRequest("x", free.tokens - 1, schema=schema)])[0]
+    assert (short.finish_reason, short.value) == ("length", None)
+
+
+def test_a_bad_schema_fails_before_decoding(stories_gguf: Path) -> None:
+    engine = load(stories_gguf)
+    requests = [GenRequest("Once", 5), GenRequest("Once", 5, schema={"type": "thing"})]
+    with pytest.raises(ModelError, match="unsupported schema type"):
+        engine.generate(requests)
+    assert engine.generate(requests[:1])[0].tokens == 5  # the engine is fine afterwards

@@ -70,19 +70,37 @@ def test_unknown_architecture(stories_gguf: Path, tmp_path: Path) -> None:
 
 def test_too_large_for_memory_is_refused_before_loading(stories_gguf: Path) -> None:
     # 64 sequences × 2^24 tokens of KV cache is ~690 GB: more than any laptop has free.
-    with pytest.raises(ModelError, match=r"needs about .* GiB .* free") as err:
+    with pytest.raises(ModelError, match=r"needs about .* GiB of RAM .* free") as err:
         load(stories_gguf, n_ctx=2**24, parallel=64)
     assert err.value.hint and "n_ctx" in err.value.hint
 
 
 def test_memory_plan_counts_weights_and_kv(stories_gguf: Path) -> None:
     info = read_gguf(stories_gguf)
-    plan = plan_memory(info, n_ctx_total=1000, n_batch=512, device="cuda")
+    plan = plan_memory(info, n_ctx_total=1000, n_batch=512)
     assert plan.kv_cache == 640 * 1000
     assert plan.total > plan.weights + plan.kv_cache
-    check_fits(plan, where="x", free_bytes=plan.total)
-    with pytest.raises(ModelError, match="CUDA"):
-        check_fits(plan, where="x", free_bytes=plan.total - 1)
+    assert (plan.device, plan.vram, plan.ram) == ("cpu", 0, plan.total)
+    check_fits(plan, where="x", free_ram=plan.total)
+    with pytest.raises(ModelError, match="of RAM"):
+        check_fits(plan, where="x", free_ram=plan.total - 1)
+
+
+def test_memory_plan_splits_offloaded_layers(
+    stories_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labdesk.models import memory
+
+    monkeypatch.setattr(memory, "gpu_device", lambda: "cuda")  # this machine has no GPU
+    info = read_gguf(stories_gguf)
+    full = plan_memory(info, n_ctx_total=1000, n_batch=512, gpu_layers=999)
+    assert (full.vram, full.ram) == (full.total, 0)
+    part = plan_memory(info, n_ctx_total=1000, n_batch=512, gpu_layers=2)  # 2 of 5 layers
+    assert part.vram == int(part.total * 0.4) and part.ram == part.total - part.vram
+    check_fits(part, where="x", free_ram=part.ram, free_vram=part.vram)
+    with pytest.raises(ModelError, match="of CUDA") as err:
+        check_fits(part, where="x", free_ram=part.ram, free_vram=part.vram - 1)
+    assert err.value.hint and "n_gpu_layers" in err.value.hint
 
 
 def test_engine_is_shared_per_file_and_settings(stories_gguf: Path, tmp_path: Path) -> None:
