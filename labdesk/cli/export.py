@@ -1,6 +1,7 @@
 """`labdesk export gguf MODEL_DIR`: a Hugging Face model (or a LoRA adapter) to GGUF.
 
-Sub-verbs keep room for `labdesk export run RUN` (merge a run's adapter, then export).
+`labdesk export run RUN` (merge a run's adapter, then export as a chat model) lives in
+`labdesk.cli.export_run`.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Any
+
+from labdesk.cli.export_run import add_run_verb
 
 
 def register(sub: Any) -> None:
@@ -27,6 +30,7 @@ def register(sub: Any) -> None:
         "-o", "--out", type=Path, help="output file (default: MODEL_DIR/../<name>-<type>.gguf)"
     )
     gguf.set_defaults(handler=_gguf)
+    add_run_verb(verbs)
 
 
 def _gguf(args: argparse.Namespace) -> int:

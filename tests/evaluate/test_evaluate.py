@@ -51,7 +51,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Evaluated:
     ws = Workspace.open(root / "ws")
     run = RunPaths(ws.run_dir("planted"))
     write_run_inputs(run)
-    recipe = planted_recipe(student, epochs=5)
+    recipe = planted_recipe(student, epochs=4)
     train_run(run, recipe, student, check_memory=False)  # labdesk's own trainer (torch + peft)
     model = export_run(run, recipe, ws, student_dir=student)
     # The untuned student judges: its verdicts are noise, but they are real constrained output.
@@ -137,7 +137,7 @@ def test_evaluate_cli_prints_the_table_from_the_cached_evaluation(
 
     monkeypatch.setenv("LABDESK_HOME", str(evaluated.ws.home))
     monkeypatch.setenv("COLUMNS", "200")
-    sets = [*planted_overrides(evaluated.student, 5), f"judge={{path: '{evaluated.models.judge}'}}"]
+    sets = [*planted_overrides(evaluated.student, 4), f"judge={{path: '{evaluated.models.judge}'}}"]
     argv = ["evaluate", "planted", "--recipe", "demo", *(x for s in sets for x in ("--set", s))]
     assert main(argv) == 0
     out = capsys.readouterr().out

@@ -212,3 +212,18 @@ def test_chat_without_any_tuned_model_says_how_to_get_one(tmp_path: Path) -> Non
     assert "labdesk export run" in str(info.value)
     with pytest.raises(ModelError, match="no tuned model named 'nope'"):
         resolve_chat_model(Workspace.open(tmp_path / "empty-ws"), "nope")
+
+
+def test_export_run_cli_reports_the_chat_model_and_ollama_command(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labdesk.cli.main import main
+    from tests.evaluate.planted import planted_overrides
+
+    monkeypatch.setenv("LABDESK_HOME", str(exported.ws.home))
+    monkeypatch.setenv("COLUMNS", "300")
+    sets = planted_overrides(exported.student)
+    assert main(["export", "run", "lily", *(x for s in sets for x in ("--set", s))]) == 0
+    out = capsys.readouterr().out
+    assert "labdesk chat lily" in out
+    assert f"ollama create lily -f {exported.ws.models / 'tuned' / 'lily' / 'Modelfile'}" in out
