@@ -32,14 +32,14 @@ def locate(text: str, parts: Sequence[str | int]) -> tuple[int, int]:
         return 1, 1
     mark = node.start_mark
     for part in parts:
-        child = _child(node, part)
+        child = child_node(node, part)
         if child is None:
             break
         node, mark = child
     return mark.line + 1, mark.column + 1
 
 
-def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Mark] | None:
+def child_node(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Mark] | None:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode) and key.value == str(part):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -76,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "[yellow]interrupted[/]: everything written so far is kept; run again to resume."
         )
         return 130
+    except BrokenPipeError:  # output piped into `head` & co.: not an error worth a traceback
+        # Python flushes stdout again at exit; point it at /dev/null so that flush is silent too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def open_app() -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from labdesk.yamlpath import _child  # the one walk from a path to a node, shared with locate()
+from labdesk.yamlpath import child_node  # the one walk from a path to a node, shared with locate()
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 50_000
@@ -114,7 +114,7 @@ def position(root: yaml.Node | None, parts: Sequence[str | int]) -> tuple[int, i
         return 1, 1
     node, mark = root, root.start_mark
     for part in parts:
-        child = _child(node, part)
+        child = child_node(node, part)
         if child is None:
             break
         node, mark = child
