@@ -48,6 +48,7 @@ class LabdeskApp(App[None]):
     .hint { color: $text-muted; padding: 0 1; }
     .toolbar { height: auto; padding: 0 1; }
     .toolbar > * { margin-right: 1; }
+    .toolbar > Button { min-width: 12; }
     """
     MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "guide": _lazy("guide_screen", "GuideScreen"),

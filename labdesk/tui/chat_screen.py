@@ -139,6 +139,15 @@ class ChatScreen(Screen[None]):
         select = self.query_one("#model", Select)
         current = select.value
         options = self.model_options()
+        if not options and self.session is None:
+            self.query_one("#tuned-pane").remove_children()
+            self.query_one("#tuned-pane").mount(
+                Static(
+                    "No model to talk to yet. Generate data (F3), train and export it (F4), "
+                    "and it appears here.",
+                    classes="hint",
+                )
+            )
         select.set_options(options)
         values = [value for _, value in options]
         if current in values:

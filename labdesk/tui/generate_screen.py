@@ -87,7 +87,7 @@ def leaf_needs_work(leaf: Leaf, paths: RunPaths) -> bool:
 
 class GenerateScreen(Screen[None]):
     DEFAULT_CSS = """
-    GenerateScreen #setup { width: 46; border-right: vkey $panel; padding: 0 1; }
+    GenerateScreen #setup { width: 52; border-right: vkey $panel; padding: 0 1; }
     GenerateScreen #leaves { height: 1fr; }
     GenerateScreen #main { width: 1fr; }
     GenerateScreen #leaf-table { height: auto; max-height: 12; }

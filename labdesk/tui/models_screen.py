@@ -48,6 +48,8 @@ class ModelsScreen(Screen[None]):
     ModelsScreen #main { width: 1fr; padding: 0 1; }
     ModelsScreen DataTable { height: auto; max-height: 16; margin-bottom: 1; }
     ModelsScreen #pull-status { height: auto; }
+    ModelsScreen #pull-bar { display: none; }
+    ModelsScreen.-pulling #pull-bar { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+l", "pull", "Pull what is missing"),
@@ -126,6 +128,7 @@ class ModelsScreen(Screen[None]):
             return
         self.job = Job("pull")
         self.query_one("#pull", Button).disabled = True
+        self.add_class("-pulling")
         self.query_one("#pull-status", Static).update("pulling…")
         self._pull(self.job, self.app.recipe_name)
 
@@ -148,6 +151,7 @@ class ModelsScreen(Screen[None]):
 
     def _pulled(self, done: list[str]) -> None:
         self.job = None
+        self.remove_class("-pulling")
         self.query_one("#pull", Button).disabled = False
         ready = ", ".join(done) or "nothing"
         self.query_one("#pull-status", Static).update(f"ready: {ready}")

@@ -81,6 +81,9 @@ class NewLeafDialog(ModalScreen[tuple[str, str] | None]):
                 yield Button("Create", variant="primary", id="create")
                 yield Button("Cancel", id="cancel")
 
+    def on_mount(self) -> None:
+        self.query_one("#folder", Input).focus()
+
     def _path(self) -> str:
         kind = str(self.query_one("#kind", Select).value)
         folder = self.query_one("#folder", Input).value.strip().strip("/")

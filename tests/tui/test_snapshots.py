@@ -1,0 +1,71 @@
+"""Every screen at a fixed terminal size, against a committed SVG baseline.
+
+Snapshot mode (`LabdeskApp(snapshot=True)`) leaves out what changes between identical runs (free
+memory); screens show no clocks, temporary paths or timings. Update the baselines after an
+intended change with ``pytest tests/tui/test_snapshots.py --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from labdesk.tui.app import LabdeskApp
+
+from .helpers import settle
+
+SIZE = (130, 40)
+Snap = Callable[..., bool]
+
+
+def test_taxonomy_screen_with_a_leaf_open(workspace_home: Path, snap_compare: Snap) -> None:
+    async def open_leaf(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        screen = pilot.app.screen
+        await screen.open_leaf("compositional_skills/writing/freeform/haiku/qna.yaml")  # type: ignore[attr-defined]
+        await settle(pilot)
+
+    assert snap_compare(LabdeskApp(snapshot=True), terminal_size=SIZE, run_before=open_leaf)
+
+
+def test_new_leaf_dialog(workspace_home: Path, snap_compare: Snap) -> None:
+    assert snap_compare(
+        LabdeskApp(snapshot=True), terminal_size=SIZE, press=["ctrl+n", *"writing/odes"]
+    )
+
+
+def test_guide_screen(workspace_home: Path, snap_compare: Snap) -> None:
+    assert snap_compare(LabdeskApp(snapshot=True, mode="guide"), terminal_size=SIZE)
+
+
+def test_generate_screen(workspace_home: Path, snap_compare: Snap) -> None:
+    assert snap_compare(
+        LabdeskApp(snapshot=True, mode="generate"), terminal_size=SIZE, run_before=settle
+    )
+
+
+def test_train_screen_shows_the_memory_plan(home: Path, snap_compare: Snap) -> None:
+    assert snap_compare(
+        LabdeskApp(snapshot=True, mode="train"), terminal_size=SIZE, run_before=settle
+    )
+
+
+def test_chat_screen(home: Path, snap_compare: Snap) -> None:
+    assert snap_compare(
+        LabdeskApp(snapshot=True, mode="chat"), terminal_size=SIZE, run_before=settle
+    )
+
+
+def test_models_screen(workspace_home: Path, snap_compare: Snap) -> None:
+    assert snap_compare(
+        LabdeskApp(snapshot=True, mode="models"), terminal_size=SIZE, run_before=settle
+    )
+
+
+@pytest.fixture(autouse=True)
+def _same_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USER", "snapshot")
