@@ -267,10 +267,13 @@ def list_models(ws: Workspace) -> list[StoredModel]:
     for revision in sorted(cache.glob("*/*")) if cache.is_dir() else []:
         name = revision.parent.name.replace("--", "/", 1)
         stored.append(_stored(name, revision.name[:12], revision))
-    if ws.models.is_dir():
-        for entry in sorted(ws.models.iterdir()):
-            if entry.name != "hub" and not entry.name.startswith("."):
-                stored.append(_stored(entry.name, "local", entry))
+    for entry in sorted(ws.models.iterdir()) if ws.models.is_dir() else []:
+        if entry.name == "builtin":  # one folder per tiny model labdesk built here
+            for model in sorted(entry.iterdir()):
+                if not model.name.startswith("."):
+                    stored.append(_stored(f"builtin:{model.name}", "local", model))
+        elif entry.name != "hub" and not entry.name.startswith("."):
+            stored.append(_stored(entry.name, "local", entry))
     return stored
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from labdesk.models.batch import BatchDecoder
 from labdesk.models.engine import Engine
-from labdesk.models.store import resolve_model
+from labdesk.models.store import list_models, resolve_model
 from labdesk.models.types import GenRequest
 from labdesk.recipes import ModelRef
 from labdesk.workspace import Workspace
@@ -22,8 +22,12 @@ SYSTEM = "You are a careful teacher. Write one short question about the text, th
 
 
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    ws = Workspace.open(tmp_path_factory.mktemp("home"))
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return Workspace.open(tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="module")
+def teacher(ws: Workspace) -> Engine:
     path = resolve_model(ModelRef(builtin="tiny-teacher"), ws, want="gguf")
     assert path.suffix == ".gguf" and path.is_file()
     return load(path, parallel=4, n_ctx=1024)
@@ -69,3 +73,8 @@ def test_schema_answers_from_the_teacher_validate(teacher: Engine) -> None:
     for result in teacher.generate(requests):
         assert result.finish_reason == "stop", result.text
         jsonschema.validate(json.loads(result.text), schema)
+
+
+def test_built_models_are_listed(teacher: Engine, ws: Workspace) -> None:
+    listed = {m.name: m for m in list_models(ws)}
+    assert listed["builtin:tiny-teacher"].size > teacher.path.stat().st_size
