@@ -74,15 +74,13 @@ class BatchDecoder:
         self.slots: dict[int, _Slot] = {}  # seq id -> live slot
 
     def _shared_prefix_len(self) -> int:
-        if len(self.prompts) < 2:
+        """Tokens every prompt starts with (one prompt: all but its last), if worth sharing."""
+        if not self.prompts:
             return 0
         first = self.prompts[0]
         n = min(len(p) for p in self.prompts) - 1  # every slot keeps >= 1 token to get logits
         for tokens in self.prompts[1:]:
-            i = 0
-            while i < n and tokens[i] == first[i]:
-                i += 1
-            n = i
+            n = _common_len(tokens, first, n)
         return n if n >= MIN_SHARED_PREFIX else 0
 
     # -- public iteration --------------------------------------------------------------------
@@ -108,14 +106,14 @@ class BatchDecoder:
 
         engine = self.engine
         mem = llama_cpp.llama_get_memory(engine.ctx)
-        llama_cpp.llama_memory_clear(mem, True)
+        for seq in range(engine.parallel):
+            llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
         capacity = max(512, engine.parallel)
         batch = llama_cpp.llama_batch_init(capacity, 0, 1)
         pending = deque(range(len(self.requests)))
         free = list(range(engine.parallel - 1, -1, -1))
         try:
-            if self.prefix_len:
-                self._decode_prefix(batch, capacity)
+            self._load_prefix(batch, capacity, mem)
             while pending or self.slots:
                 if self.cancel is not None and self.cancel.is_set():
                     yield from self._cancel_all(pending, mem)
@@ -146,17 +144,32 @@ class BatchDecoder:
             self.slots.clear()
             llama_cpp.llama_batch_free(batch)
 
-    def _decode_prefix(self, batch: Any, capacity: int) -> None:
+    def _load_prefix(self, batch: Any, capacity: int, mem: Any) -> None:
+        """Make the spare sequence hold the shared prefix, keeping what the last call left.
+
+        Consecutive calls often share more than their own requests do (a leaf's steps, the
+        turns of a chat): only the tokens past the common part are computed again.
+        """
         import llama_cpp
 
-        tokens = self.prompts[0][: self.prefix_len]
-        for start in range(0, len(tokens), capacity):
-            chunk = tokens[start : start + capacity]
+        engine = self.engine
+        new = self.prompts[0][: self.prefix_len] if self.prefix_len else []
+        keep = _common_len(engine.prefix_cache, new, len(new))
+        llama_cpp.llama_memory_seq_rm(mem, self.prefix_seq, keep, -1)
+        engine.prefix_cache = new[:keep]
+        for start in range(keep, len(new), capacity):
+            chunk = new[start : start + capacity]
             for i, token in enumerate(chunk):
                 _put(batch, i, token, start + i, self.prefix_seq, False)
             batch.n_tokens = len(chunk)
-            if llama_cpp.llama_decode(self.engine.ctx, batch) != 0:
+            if llama_cpp.llama_decode(engine.ctx, batch) != 0:
+                llama_cpp.llama_memory_clear(mem, True)
+                engine.prefix_cache = []
                 raise ModelError("llama.cpp failed on the shared prompt prefix")
+        engine.prefix_cache = new
+        # Each prompt gets the whole prefix; only its part past `keep` was computed, once.
+        engine.stats.prompt_reused += len(new) * len(self.prompts) - (len(new) - keep)
+        engine.stats.prompt_computed += len(new) - keep
 
     def _start(self, index: int, seq: int, mem: Any) -> None:
         import llama_cpp
@@ -166,6 +179,7 @@ class BatchDecoder:
         llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
         if self.prefix_len:
             llama_cpp.llama_memory_seq_cp(mem, self.prefix_seq, seq, -1, -1)
+        self.engine.stats.prompt_computed += len(tokens) - self.prefix_len
         self.slots[seq] = _Slot(
             index=index,
             seq=seq,
@@ -231,6 +245,13 @@ class BatchDecoder:
         for index in pending:
             prompt_tokens = len(self.prompts[index])
             yield index, GenResult("", 0, prompt_tokens, "cancelled")
+
+
+def _common_len(a: Sequence[int], b: Sequence[int], limit: int) -> int:
+    n = 0
+    while n < limit and n < len(a) and n < len(b) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def _put(batch: Any, row: int, token: int, pos: int, seq: int, logits: bool) -> None:

@@ -12,6 +12,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,14 @@ def resolve_gpu_layers(setting: int | str) -> int:
     return 999 if llama_cpp.llama_supports_gpu_offload() else 0
 
 
+@dataclass
+class DecodeStats:
+    """Prompt tokens computed vs taken from the shared-prefix cache, since the engine loaded."""
+
+    prompt_computed: int = 0
+    prompt_reused: int = 0
+
+
 class Engine:
     """A loaded GGUF model with a multi-sequence context. Build it with `Engine.load`."""
 
@@ -69,6 +78,8 @@ class Engine:
         self.parallel = settings.parallel
         self.reuse_prefix = settings.reuse_prefix
         self._lock = threading.RLock()
+        self.stats = DecodeStats()
+        self.prefix_cache: list[int] = []  # tokens whose KV the spare sequence holds
         self._piece_cache: dict[int, bytes] = {}
 
         gpu_layers = resolve_gpu_layers(settings.n_gpu_layers)

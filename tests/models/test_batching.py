@@ -153,3 +153,19 @@ def test_a_prompt_longer_than_the_context_is_a_clear_error(stories_gguf: Path) -
     with pytest.raises(ModelError, match="does not fit the context of 256") as err:
         engine.generate([GenRequest(STORY * 20, 10)])
     assert err.value.hint and "n_ctx" in err.value.hint
+
+
+def test_prefix_kept_between_calls_gives_identical_output(stories_gguf: Path) -> None:
+    # A chat's next turn, or a leaf's next step: the new prompts extend what the last call saw.
+    first = GenRequest(f"{STORY} {STORY} Lily", max_tokens=10)
+    later = [GenRequest(f"{STORY} {STORY} {end}", max_tokens=10) for end in ("Then", "The sun")]
+    engine = load(stories_gguf, reuse_prefix=True, parallel=2)
+    fresh = load(stories_gguf, reuse_prefix=False, parallel=2)
+    assert engine.generate([first])[0].text == fresh.generate([first])[0].text
+    held = len(engine.prefix_cache)
+    assert held == len(engine.tokenize(first.prompt)) - 1
+    before = engine.stats.prompt_computed
+    assert [r.text for r in engine.generate(later)] == [r.text for r in fresh.generate(later)]
+    computed = engine.stats.prompt_computed - before
+    total = sum(len(engine.tokenize(r.prompt)) for r in later)
+    assert computed < total - 2 * (held - 5)  # the two stories were not computed again
