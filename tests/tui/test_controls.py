@@ -1,0 +1,162 @@
+"""What keeps the app trustworthy: pause and stop always work, stopped work resumes, errors
+arrive as notifications with the fix, and the start-up path stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from textual.widgets import DataTable, OptionList, SelectionList, Static
+
+from labdesk.fileio import read_jsonl
+from labdesk.runs import PHASES, RunPaths
+from labdesk.tui.app import LabdeskApp
+from labdesk.tui.documents_screen import DocumentsScreen
+from labdesk.tui.generate_screen import GenerateScreen
+from labdesk.tui.models_screen import ModelsScreen
+from labdesk.tui.taxonomy_screen import TaxonomyScreen
+from labdesk.tui.train_screen import TrainScreen
+
+from .helpers import settle
+from .test_flow import seed_samples
+
+pytestmark = pytest.mark.anyio
+SIZE = (150, 48)
+LEAF = "compositional_skills/writing/freeform/haiku"
+
+
+def test_help_never_imports_textual() -> None:
+    code = (
+        "import sys\n"
+        "from labdesk.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "import labdesk.tui\n"
+        "print('textual' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("False"), out.stdout
+    assert "Run `labdesk` with no command to open the terminal app." in out.stdout
+
+
+async def test_palette_offers_every_screen(workspace_home: Path) -> None:
+    app = LabdeskApp()
+    async with app.run_test(size=SIZE):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for name in ("Guide", "Taxonomy", "Generate", "Train", "Chat", "Models"):
+            assert f"Open {name}" in titles
+
+
+async def test_generation_pauses_stops_and_resumes(home: Path, fast_recipe: Path) -> None:
+    app = LabdeskApp(recipe=str(fast_recipe), mode="generate")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, GenerateScreen)
+        leaves = screen.query_one("#leaves", SelectionList)
+        leaves.deselect_all()
+        leaves.select(LEAF)
+        screen.action_start()
+        job = screen.job
+        assert job is not None
+        screen.action_pause()  # the worker holds at its next progress event
+        assert job.paused and "paused" in str(screen.query_one("#status", Static).render())
+        screen.action_cancel()
+        await settle(pilot)
+        assert screen.job is None
+        assert "stopped" in str(screen.query_one("#status", Static).render())
+        assert app.is_running
+
+        manifest = RunPaths(app.run_dir).leaf_manifest(LEAF.replace("/", "__"))
+        screen.action_start()  # starting again finishes the leaf
+        await settle(pilot)
+        table = screen.query_one("#leaf-table", DataTable)
+        assert table.get_cell(LEAF, "status") == "done"
+        assert yaml.safe_load(manifest.read_text())["complete"] is True
+
+
+async def test_training_stops_with_a_checkpoint_and_resumes(home: Path, fast_recipe: Path) -> None:
+    app = LabdeskApp(recipe=str(fast_recipe), mode="train")
+    seed_samples(app)
+    run = RunPaths(app.run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TrainScreen)
+        screen.action_start()
+        assert screen.job is not None
+        screen.job.pause()  # held at the first event (mixing)
+        screen.action_stop()  # the loop checkpoints after the step it is in, then stops
+        await settle(pilot)
+        assert screen.job is None
+        assert not (run.final_adapter / "adapter_config.json").exists()
+        first = read_jsonl(run.phase_dir(PHASES[0]) / "loss.jsonl")
+        assert len(first) >= 1
+
+        await pilot.click("#resume")
+        await settle(pilot)
+        assert (run.final_adapter / "adapter_config.json").is_file()
+        steps = [row["step"] for row in read_jsonl(run.phase_dir(PHASES[0]) / "loss.jsonl")]
+        assert steps == sorted(set(steps)), "resume repeated or skipped steps"
+        phases = screen.query_one("#phases", DataTable)
+        assert all(phases.get_cell(p, "state") == "done" for p in PHASES)
+
+
+async def test_a_broken_recipe_is_a_notification_with_the_fix(
+    workspace_home: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: broken\nteacher: {builtin: tiny-teacher}\nstudent: {}\n")
+    app = LabdeskApp(recipe=str(broken), mode="generate")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, GenerateScreen)
+        screen.action_start()
+        await settle(pilot)
+        assert app.is_running and screen.job is None
+        (note,) = [n for n in app._notifications if n.severity == "error"]
+        assert note.title == "ConfigError"
+        assert "student" in note.message and "fix:" in note.message
+
+
+async def test_documents_of_a_knowledge_leaf(workspace_home: Path) -> None:
+    app = LabdeskApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TaxonomyScreen)
+        await screen.open_leaf("knowledge/geography/islands/kelderwick/qna.yaml")
+        await pilot.press("ctrl+o")
+        await settle(pilot)
+        docs = app.screen
+        assert isinstance(docs, DocumentsScreen)
+        assert docs.documents and docs.chunks
+        files = docs.query_one("#files", OptionList)
+        assert files.option_count == len(docs.documents)
+        shown = docs.query(".chunk")
+        first = docs.documents[0].path
+        assert len(shown) == sum(1 for c in docs.chunks if c.document == first)
+        await pilot.press("escape")
+        assert isinstance(app.screen, TaxonomyScreen)
+
+
+async def test_models_screen_says_what_is_missing(workspace_home: Path, tmp_path: Path) -> None:
+    recipe = tmp_path / "local.yaml"
+    recipe.write_text(
+        "name: local\n"
+        f"teacher: {{path: {tmp_path / 'missing.gguf'}}}\n"
+        "student: {builtin: tiny-student}\n"
+    )
+    app = LabdeskApp(recipe=str(recipe), mode="models")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ModelsScreen)
+        needs = screen.query_one("#needs", DataTable)
+        rows = {needs.get_row_at(i)[0]: needs.get_row_at(i) for i in range(needs.row_count)}
+        assert set(rows) == {"teacher", "student"}
+        assert str(rows["teacher"][3]).startswith("✗ missing")
+        assert "built on this machine" in str(rows["student"][3])
