@@ -15,6 +15,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from labdesk.tui.work import Job
 from labdesk.workspace import Workspace
 
 SCREENS_HELP = {
@@ -86,9 +87,23 @@ class LabdeskApp(App[None]):
         """The recipe the generate, train, chat and models screens use (shared, changeable)."""
         self.run_name = run
         self._start_mode = mode or "taxonomy"
+        self.jobs: list[Job] = []
+        """Long core calls in flight; quitting stops each at its next safe point."""
 
     async def on_mount(self) -> None:
         await self.switch_mode(self._start_mode)
+
+    def start_job(self, name: str) -> Job:
+        job = Job(name)
+        self.jobs = [j for j in self.jobs if not j.finished] + [job]
+        return job
+
+    async def action_quit(self) -> None:
+        """Stop running work where it can resume (generation keeps what it wrote, training
+        checkpoints after its step), then leave."""
+        for job in self.jobs:
+            job.stop()
+        self.exit()
 
     @property
     def run_dir(self) -> Path:

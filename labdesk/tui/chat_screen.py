@@ -316,5 +316,8 @@ class ChatScreen(Screen[None]):
     def action_stop(self) -> None:
         self.cancel.set()
 
+    def on_unmount(self) -> None:
+        self.cancel.set()  # quitting mid-answer keeps what arrived (the session is saved)
+
     def _status(self, text: str) -> None:
         self.query_one("#status", Static).update(escape(text))

@@ -190,7 +190,7 @@ class GenerateScreen(Screen[None]):
             self.notify("tick at least one leaf", severity="warning")
             return
         preview = self.query_one("#preview", Checkbox).value
-        self.job = Job("generate")
+        self.job = self.app.start_job("generate")
         self._set_running(True)
         table = self.query_one("#leaf-table", DataTable)
         table.clear()
@@ -252,6 +252,8 @@ class GenerateScreen(Screen[None]):
         self.app.call_from_thread(self._finished, report)
 
     def _finished(self, report: GenerationReport | None) -> None:
+        if self.job is not None:
+            self.job.finished = True
         self.job = None
         self._set_running(False)
         if report is not None:

@@ -126,7 +126,7 @@ class ModelsScreen(Screen[None]):
     def action_pull(self) -> None:
         if self.job is not None:
             return
-        self.job = Job("pull")
+        self.job = self.app.start_job("pull")
         self.query_one("#pull", Button).disabled = True
         self.add_class("-pulling")
         self.query_one("#pull-status", Static).update("pulling…")
@@ -150,6 +150,8 @@ class ModelsScreen(Screen[None]):
         self.app.call_from_thread(self._pulled, done)
 
     def _pulled(self, done: list[str]) -> None:
+        if self.job is not None:
+            self.job.finished = True
         self.job = None
         self.remove_class("-pulling")
         self.query_one("#pull", Button).disabled = False

@@ -162,7 +162,7 @@ class TrainScreen(Screen[None]):
     def _begin(self, *, resume: bool) -> None:
         if self.job is not None:
             return
-        self.job = Job("train")
+        self.job = self.app.start_job("train")
         self._set_running(True)
         if not resume:
             for phase in PHASES:
@@ -191,7 +191,7 @@ class TrainScreen(Screen[None]):
     def action_export(self) -> None:
         if self.job is not None:
             return
-        self.job = Job("export")
+        self.job = self.app.start_job("export")
         self._set_running(True)
         self.query_one("#status", Static).update("exporting: merge → GGUF → quantize…")
         self._export(self.job, self.app.recipe_name)
@@ -219,6 +219,8 @@ class TrainScreen(Screen[None]):
         self.app.call_from_thread(self._exported, name)
 
     def _exported(self, name: str | None) -> None:
+        if self.job is not None:
+            self.job.finished = True
         self.job = None
         self._set_running(False)
         if name:
@@ -257,6 +259,8 @@ class TrainScreen(Screen[None]):
         self.app.call_from_thread(self._finished, finished)
 
     def _finished(self, finished: bool) -> None:
+        if self.job is not None:
+            self.job.finished = True
         self.job = None
         self._set_running(False)
         self.query_one("#status", Static).update(

@@ -36,6 +36,8 @@ class Job:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.finished = False
+        """Set by the screen when the worker ended (kept jobs are only stopped on quit)."""
         self.cancel = threading.Event()
         self._running = threading.Event()
         self._running.set()

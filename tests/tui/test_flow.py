@@ -141,3 +141,14 @@ async def test_train_export_and_chat(home: Path, fast_recipe: Path) -> None:
         (name,) = list_sessions(app.workspace.chats)
         saved = load_session(app.workspace.chats, name)
         assert saved.turns[-1].content == bubbles[1].text
+
+        # side by side: the base model answers the same question in its own pane
+        await pilot.click("#compare")
+        assert chat.has_class("-compare")
+        chat.query_one("#prompt", Input).focus()
+        await pilot.press(*"And about snow?", "enter")
+        await settle(pilot)
+        base = list(chat.query_one("#base-pane").query(Bubble))
+        assert [b.role for b in base] == ["user", "assistant"] and base[1].who == "base model"
+        assert base[1].text.strip()
+        assert len(chat.query_one("#tuned-pane").query(Bubble)) == 4
