@@ -3,7 +3,9 @@
 labdesk: `Chatter.reply` (history fitting, template, stop handling) over `Engine.stream`.
 Baseline: `Llama.create_completion(prompt, stream=True)`.
 Both decode greedily, so they produce the same text; we report time to first token (TTFT),
-decode speed after the first token, and labdesk's overhead against the baseline.
+decode speed after the first token, and labdesk's overhead against the baseline, once with
+the prompt computed from scratch every time (cold) and once with both reusing the KV cache of
+the same prompt from the call before (warm, as in a chat's later turns).
 
     .venv/bin/python bench/chat.py [--gguf PATH] [--tokens 200] [--repeats 7] [--threads 2]
 """
@@ -11,12 +13,22 @@ decode speed after the first token, and labdesk's overhead against the baseline.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from labdesk.chat import LAB_CHAT_TEMPLATE, ChatSession, Chatter
-from labdesk.recipes import EngineSettings
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+# Run as a script, bench/ comes first on sys.path, and bench/gguf.py would shadow the `gguf`
+# package the engine imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from labdesk.chat import LAB_CHAT_TEMPLATE, ChatSession, Chatter  # noqa: E402
+from labdesk.models.engine import Engine  # noqa: E402
+from labdesk.recipes import EngineSettings  # noqa: E402
 
 DEFAULT_GGUF = Path(__file__).resolve().parents[2] / "shared/fixtures/stories260K/stories260K.gguf"
 SYSTEM = "I am a helpful assistant, trained with the LAB method."
@@ -37,6 +49,23 @@ def timed(stream: Iterator[str]) -> tuple[float, float, str]:
     return first - start, end - first, "".join(pieces)
 
 
+def labdesk_once(chatter: Chatter) -> tuple[float, float, str]:
+    """One answer to a fresh session through labdesk's chat path."""
+    return timed(chatter.reply(ChatSession(model="bench", system_prompt=SYSTEM), QUESTION))
+
+
+def raw_once(raw: Llama, prompt: str, tokens: int, reset: bool) -> tuple[float, float, str]:
+    """The same prompt through llama-cpp-python's own streaming completion."""
+    if reset:
+        raw.reset()
+    chunks = raw.create_completion(prompt, max_tokens=tokens, temperature=0.0, top_k=1, stream=True)
+    return timed(chunk["choices"][0]["text"] for chunk in chunks)  # type: ignore[index]
+
+
+def _tokens(engine: Engine, text: str) -> int:
+    return len(engine.tokenize(text)) - (1 if engine.tokenize("") else 0)  # minus BOS
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -51,22 +80,6 @@ def main() -> None:
 
     from llama_cpp import Llama
 
-    from labdesk.models.engine import Engine
-
-    settings = EngineSettings(
-        n_ctx=args.n_ctx,
-        parallel=1,
-        n_threads=args.threads,
-        n_gpu_layers=args.gpu_layers,
-        chat_template=LAB_CHAT_TEMPLATE,
-    )
-    engine = Engine.load(args.gguf, settings)
-    # No stop strings, so both sides run exactly --tokens tokens (or stop at the same EOS).
-    chatter = Chatter(
-        engine, model="bench", n_ctx=engine.n_ctx, stop=(), max_tokens=args.tokens, temperature=0.0
-    )
-    session = ChatSession(model="bench", system_prompt=SYSTEM)
-    prompt = chatter.prompt_for([*session.messages(), {"role": "user", "content": QUESTION}])
     raw = Llama(
         model_path=str(args.gguf),
         n_ctx=args.n_ctx,
@@ -76,53 +89,62 @@ def main() -> None:
         n_batch=512,
         verbose=False,
     )
-
-    def labdesk_once() -> tuple[float, float, str]:
-        fresh = ChatSession(model="bench", system_prompt=SYSTEM)
-        return timed(chatter.reply(fresh, QUESTION))
-
-    def raw_once() -> tuple[float, float, str]:
-        raw.reset()  # no prompt cache across repeats, like labdesk's fresh session
-        chunks = raw.create_completion(
-            prompt, max_tokens=args.tokens, temperature=0.0, top_k=1, stream=True
+    print(
+        f"model: {args.gguf.name}  threads: {args.threads}  answer: {args.tokens} tokens  "
+        f"best of {args.repeats} interleaved runs (background load only ever adds time)"
+    )
+    print(
+        f"{'prompt cache':<13} {'path':<18} {'TTFT ms':>9} {'decode tok/s':>13} {'same text':>10}"
+    )
+    # cold: the prompt is computed every time (labdesk without its prefix cache, llama-cpp-python
+    # reset); warm: both reuse the KV of the identical prompt from the previous call.
+    for cache in ("cold", "warm"):
+        settings = EngineSettings(
+            n_ctx=args.n_ctx,
+            parallel=1,
+            n_threads=args.threads,
+            n_gpu_layers=args.gpu_layers,
+            chat_template=LAB_CHAT_TEMPLATE,
+            reuse_prefix=cache == "warm",
         )
-        return timed(chunk["choices"][0]["text"] for chunk in chunks)  # type: ignore[index]
+        engine = Engine.load(args.gguf, settings)
+        # No stop strings: both sides run exactly --tokens tokens (or stop at the same EOS).
+        chatter = Chatter(
+            engine,
+            model="bench",
+            n_ctx=engine.n_ctx,
+            stop=(),
+            max_tokens=args.tokens,
+            temperature=0.0,
+        )
+        messages = [*ChatSession(model="bench", system_prompt=SYSTEM).messages()]
+        prompt = chatter.prompt_for([*messages, {"role": "user", "content": QUESTION}])
 
-    results: dict[str, list[tuple[float, float, str]]] = {
-        "labdesk chat": [],
-        "llama-cpp-python": [],
-    }
-    labdesk_once(), raw_once()  # warm-up: page in weights, build graphs
-    for _ in range(args.repeats):  # interleaved, so background load hits both alike
-        results["labdesk chat"].append(labdesk_once())
-        results["llama-cpp-python"].append(raw_once())
-
-    texts = {name: runs[-1][2] for name, runs in results.items()}
-    same_text = texts["labdesk chat"] == texts["llama-cpp-python"]
-    tokens = engine.count_tokens(texts["labdesk chat"]) - (1 if engine.tokenize("")[:1] else 0)
-    rows = {}
-    for name, runs in results.items():
-        # The best run of each: on a shared machine, background load only ever adds time.
-        ttft = min(r[0] for r in runs)
-        rest = min(r[1] for r in runs)
-        n = engine.count_tokens(runs[-1][2]) - (1 if engine.tokenize("")[:1] else 0)
-        rows[name] = (ttft, (n - 1) / rest if rest > 0 else float("inf"), n)
-
-    print(
-        f"model: {args.gguf.name}  prompt: {engine.count_tokens(prompt)} tokens  "
-        f"threads: {args.threads}  repeats: {args.repeats} (best of)"
-    )
-    print(f"{'path':<18} {'TTFT ms':>9} {'decode tok/s':>13} {'tokens':>7}")
-    for name, (ttft, speed, n) in rows.items():
-        print(f"{name:<18} {ttft * 1000:>9.2f} {speed:>13.1f} {n:>7}")
-    ours, base = rows["labdesk chat"], rows["llama-cpp-python"]
-    print(
-        f"overhead: TTFT {100 * (ours[0] / base[0] - 1):+.1f}%, "
-        f"decode speed {100 * (base[1] / ours[1] - 1):+.1f}% (target <= 5%)"
-    )
-    print(f"same greedy text: {same_text} ({tokens} tokens)")
+        runs: dict[str, list[tuple[float, float, str]]] = {
+            "labdesk chat": [],
+            "llama-cpp-python": [],
+        }
+        reset = cache == "cold"
+        labdesk_once(chatter), raw_once(raw, prompt, args.tokens, reset)  # warm-up
+        for _ in range(args.repeats):
+            runs["labdesk chat"].append(labdesk_once(chatter))
+            runs["llama-cpp-python"].append(raw_once(raw, prompt, args.tokens, reset))
+        same = runs["labdesk chat"][-1][2] == runs["llama-cpp-python"][-1][2]
+        rows = {}
+        for name, timings in runs.items():
+            ttft = min(r[0] for r in timings)
+            rest = min(r[1] for r in timings)
+            n = _tokens(engine, timings[-1][2])
+            rows[name] = (ttft, (n - 1) / rest if rest > 0 else float("inf"))
+            print(f"{cache:<13} {name:<18} {ttft * 1000:>9.2f} {rows[name][1]:>13.1f} {same!s:>10}")
+        ours, base = rows["labdesk chat"], rows["llama-cpp-python"]
+        print(
+            f"{'':<13} labdesk overhead: TTFT {100 * (ours[0] / base[0] - 1):+.1f}%, "
+            f"time per token {100 * (base[1] / ours[1] - 1):+.1f}%  (target <= +5%; "
+            f"prompt {_tokens(engine, prompt)} tokens)"
+        )
+        engine.close()
     raw.close()
-    engine.close()
 
 
 if __name__ == "__main__":

@@ -54,12 +54,14 @@ class Chatter:
 
     def prompt_for(self, messages: Messages) -> str:
         """The prompt text for `messages` (trimmed to fit) ending with the assistant header."""
-        budget = self.n_ctx - self.max_tokens
-        kept = fit_history(messages, budget, self._count)
-        return self.engine.chat_prompt(kept)
+        rendered: dict[int, str] = {}  # kept length -> prompt text: render each candidate once
 
-    def _count(self, messages: Messages) -> int:
-        return self.engine.count_tokens(self.engine.chat_prompt(messages))
+        def count(candidate: Messages) -> int:
+            rendered[len(candidate)] = text = self.engine.chat_prompt(candidate)
+            return self.engine.count_tokens(text)
+
+        kept = fit_history(messages, self.n_ctx - self.max_tokens, count)
+        return rendered[len(kept)]
 
     def reply(
         self, session: ChatSession, text: str, cancel: threading.Event | None = None
