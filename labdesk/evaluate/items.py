@@ -49,16 +49,17 @@ def _stable_id(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
-def _leaf_kind(run: RunPaths, slug: str, data: dict[str, Any], path: str) -> str:
-    if kind := data.get("kind"):
-        return str(kind)
+def _leaf_identity(run: RunPaths, slug: str, record: dict[str, Any]) -> tuple[str, str]:
+    """(path, kind) of a leaf: from the held-out record, else from its generated samples."""
+    sample: dict[str, Any] = {}
     accepted = run.accepted(slug)
     if accepted.is_file():
         with accepted.open(encoding="utf-8") as handle:
             first = handle.readline()
-        if first.strip():
-            return str(json.loads(first).get("metadata", {}).get("kind", ""))
-    return "knowledge" if path.startswith("knowledge/") else "freeform_skill"
+        sample = json.loads(first).get("metadata", {}) if first.strip() else {}
+    path = str(record.get("leaf") or sample.get("leaf") or slug.replace("__", "/"))
+    default = "knowledge" if path.startswith("knowledge/") else "freeform_skill"
+    return path, str(record.get("kind") or sample.get("kind") or default)
 
 
 def _seed_pairs(seed: dict[str, Any]) -> list[tuple[str, str, str | None]]:
@@ -70,9 +71,10 @@ def _seed_pairs(seed: dict[str, Any]) -> list[tuple[str, str, str | None]]:
 def read_heldout(run: RunPaths) -> list[HeldOutLeaf]:
     """Every leaf the run generated that kept seeds back, in path order.
 
-    A held-out file is JSON: ``{"leaf": path, "kind": kind, "seeds": [seed, ...]}`` or a bare
-    list of seeds; a seed is ``{"qa": [{"question", "answer"}, ...], "context": ...}`` or a
-    single ``{"question", "answer", "context"}``.
+    A held-out file is JSON: a list of seeds as `labdesk generate` writes it, or
+    ``{"leaf": path, "kind": kind, "seeds": [...]}``; a seed is ``{"qa": [{"question",
+    "answer"}, ...], "context": ...}`` or a single ``{"question", "answer", "context"}``. The leaf's
+    path and kind come from the record or from the leaf's generated samples.
     """
     leaves = []
     for file in sorted(run.generated.glob(f"*{_HELDOUT_SUFFIX}")):
@@ -80,7 +82,7 @@ def read_heldout(run: RunPaths) -> list[HeldOutLeaf]:
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
             record = data if isinstance(data, dict) else {"seeds": data}
-            path = str(record.get("leaf") or slug.replace("__", "/"))
+            path, kind = _leaf_identity(run, slug, record)
             qa = [pair for seed in record["seeds"] for pair in _seed_pairs(seed)]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise LabdeskError(
@@ -89,7 +91,7 @@ def read_heldout(run: RunPaths) -> list[HeldOutLeaf]:
                 hint="run `labdesk generate` again for this leaf",
             ) from None
         if qa:
-            leaves.append(HeldOutLeaf(path, _leaf_kind(run, slug, record, path), tuple(qa)))
+            leaves.append(HeldOutLeaf(path, kind, tuple(qa)))
     return leaves
 
 

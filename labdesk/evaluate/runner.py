@@ -25,7 +25,7 @@ from labdesk.evaluate.report import Report, build_report
 from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import append_jsonl, read_jsonl, truncate_torn_tail, write_json, write_text
 from labdesk.models.types import GenRequest, GenResult
-from labdesk.recipes import EngineSettings, Recipe
+from labdesk.recipes import Recipe
 from labdesk.runs import RunPaths
 
 ROLES = ("base", "tuned")
@@ -72,10 +72,6 @@ def _question_messages(system_prompt: str, item: EvalItem) -> list[dict[str, str
     return [*head, {"role": "user", "content": content}]
 
 
-def _engine_settings(recipe: Recipe) -> EngineSettings:
-    return recipe.engine.model_copy(update={"reuse_prefix": True})
-
-
 class _Evaluation:
     def __init__(
         self,
@@ -88,7 +84,7 @@ class _Evaluation:
         self.run, self.recipe, self.models = run, recipe, models
         self.reporter, self.cancel = reporter, cancel
         self.cache = RecordCache(run.evaluation / "records.jsonl")
-        self.settings = _engine_settings(recipe)
+        self.settings = recipe.engine
 
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():

@@ -68,3 +68,30 @@ def test_a_damaged_heldout_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(LabdeskError, match="cannot be read") as info:
         read_heldout(run)
     assert "x.heldout.json" in str(info.value)
+
+
+def test_heldout_as_generate_writes_it_takes_path_and_kind_from_the_samples(tmp_path: Path) -> None:
+    from labdesk.fileio import write_jsonl
+
+    run = RunPaths(tmp_path / "run")
+    slug = "compositional_skills__grounded__summarize"
+    write_json(
+        run.heldout(slug),
+        [{"context": "A long text.", "qa": [{"question": "Sum up?", "answer": "Short."}]}],
+    )
+    write_jsonl(
+        run.accepted(slug),
+        [
+            {
+                "messages": [],
+                "metadata": {
+                    "leaf": "compositional_skills/grounded/summarize",
+                    "kind": "grounded_skill",
+                },
+            }
+        ],
+    )
+    (leaf,) = read_heldout(run)
+    assert (leaf.path, leaf.kind) == ("compositional_skills/grounded/summarize", "grounded_skill")
+    (item,) = build_items([leaf])
+    assert item.kind == "skill" and item.context == "A long text." and item.reference == "Short."
