@@ -17,20 +17,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-# Python puts this script's folder first on the path, where bench/gguf.py would shadow the
-# `gguf` package the model code imports.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from labdesk.models.engine import Engine  # noqa: E402  (after the path fix above)
-from labdesk.models.synthetic import write_random_llama  # noqa: E402
-from labdesk.models.types import GenRequest  # noqa: E402
-from labdesk.recipes import EngineSettings  # noqa: E402
+from labdesk.models.engine import Engine
+from labdesk.models.synthetic import write_random_llama
+from labdesk.models.types import GenRequest
+from labdesk.recipes import EngineSettings
 
 STORIES = (
     Path(__file__).resolve().parents[1].parent / "shared/fixtures/stories260K/stories260K.gguf"

@@ -130,6 +130,7 @@ def build_tiny_model(
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from labdesk.export.gguf import convert_model
+    from labdesk.hfquiet import quiet_transformers
 
     spec = TinySpec(**{**asdict(spec or TinySpec()), **overrides})
     out_dir = Path(out_dir)
@@ -152,6 +153,7 @@ def build_tiny_model(
     )
     torch.manual_seed(spec.seed)
     model = LlamaForCausalLM(config)
+    quiet_transformers()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     _fix_tokenizer_config(out_dir)

@@ -18,9 +18,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the
-# `gguf` package that labdesk imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 FIXTURE = REPO.parent / "shared" / "fixtures" / "stories260K" / "hf"
 
 # Child programs; each prints {"rss": peak bytes, "s": seconds of the measured work}.
