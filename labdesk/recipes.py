@@ -151,6 +151,12 @@ class TrainSettings(_Section):
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
     gradient_checkpointing: bool = True
     checkpoint_every: int = Field(50, ge=1, description="Optimizer steps between checkpoints.")
+    cpu_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Torch threads when training on CPU (default: torch's choice). Tiny models "
+        "train faster on 1: syncing threads costs more than their small matrix products.",
+    )
     seed: int = 42
     phases: list[PhaseSettings] = Field(
         default_factory=lambda: [

@@ -8,7 +8,8 @@ each other (checked numerically in tests/train/test_packing.py).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -195,6 +196,20 @@ def process_rss_gb() -> float:
     return peak / (2**30 if sys.platform == "darwin" else 2**20)
 
 
+@contextmanager
+def cpu_threads(count: int | None) -> Iterator[None]:
+    """Torch's intra-op threads set to `count` for the block (process-wide, so restored)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def train_phase(
     model_dir: Path,
     samples: list[dict[str, Any]],
@@ -210,24 +225,25 @@ def train_phase(
     """Train one phase with torch and leave its PEFT adapter in ``phase_dir/adapter``."""
     import torch
 
-    torch.manual_seed(settings.seed)  # same LoRA init for the same recipe
     device = pick_device()
-    tokenizer = load_tokenizer(model_dir)
-    items = tokenize_dataset(
-        tokenizer, samples, settings.max_seq_len, settings.overlong, reporter, phase.name
-    )
-    model = with_lora(load_base(model_dir, settings, device), settings, init_adapter)
-    stepper = TorchStepper(model, device)
-    losses = run_loop(
-        stepper,
-        items,
-        phase,
-        settings,
-        phase_dir,
-        reporter,
-        resume=resume,
-        rng_state=rng_state,
-        stop=stop,
-    )
-    publish_adapter(stepper, phase_dir / "adapter")
-    return losses
+    with cpu_threads(settings.cpu_threads if device == "cpu" else None):
+        torch.manual_seed(settings.seed)  # same LoRA init for the same recipe
+        tokenizer = load_tokenizer(model_dir)
+        items = tokenize_dataset(
+            tokenizer, samples, settings.max_seq_len, settings.overlong, reporter, phase.name
+        )
+        model = with_lora(load_base(model_dir, settings, device), settings, init_adapter)
+        stepper = TorchStepper(model, device)
+        losses = run_loop(
+            stepper,
+            items,
+            phase,
+            settings,
+            phase_dir,
+            reporter,
+            resume=resume,
+            rng_state=rng_state,
+            stop=stop,
+        )
+        publish_adapter(stepper, phase_dir / "adapter")
+        return losses

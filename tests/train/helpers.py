@@ -132,6 +132,7 @@ def tiny_recipe(student: Path, **train: Any) -> Recipe:
             "lora_dropout": 0.0,
             "gradient_checkpointing": False,
             "checkpoint_every": 2,
+            "cpu_threads": 1,
             "phases": [{"name": n, **phase} for n in ("knowledge_1", "knowledge_2", "skills")],
             **train,
         },
