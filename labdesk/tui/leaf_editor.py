@@ -163,6 +163,8 @@ class LeafEditor(VerticalScroll):
         self.dirty = False
         self._timer: Timer | None = None
         self._rebuilding = False
+        self._checks = 0
+        """Number of the latest check: a slower, older check never overwrites a newer one."""
         """While the form is redrawn its inputs are stale: nothing is read back from them."""
 
     # layout --------------------------------------------------------------------------------
@@ -308,10 +310,11 @@ class LeafEditor(VerticalScroll):
     def validate_now(self) -> None:
         self._timer = None
         self.sync()
-        self._validate(self.current_text())
+        self._checks += 1
+        self._validate(self.current_text(), self._checks)
 
     @work(thread=True, exclusive=True, group="validate")
-    def _validate(self, text: str) -> None:
+    def _validate(self, text: str, number: int) -> None:
         from labdesk.taxonomy import validate_text
 
         try:
@@ -319,9 +322,11 @@ class LeafEditor(VerticalScroll):
         except Exception as exc:  # a checker crash must not take the editor down
             notify_error(self.app, exc)
             return
-        self.app.call_from_thread(self.show_problems, problems)
+        self.app.call_from_thread(self.show_problems, problems, number)
 
-    def show_problems(self, problems: list[Problem]) -> None:
+    def show_problems(self, problems: list[Problem], number: int | None = None) -> None:
+        if number is not None and number != self._checks:
+            return  # a newer check is on its way
         self.problems = problems
         summaries = list(self.query("#summary").results(Static))
         if not self.is_attached or not summaries:

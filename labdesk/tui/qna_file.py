@@ -12,7 +12,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -22,9 +22,6 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from labdesk.errors import TaxonomyError
 from labdesk.fileio import write_text
-
-if TYPE_CHECKING:
-    from labdesk.taxonomy.leaves import LeafKind
 
 FieldPath = tuple[str | int, ...]
 """Where a value sits in the YAML, e.g. ``("seed_examples", 2, "answer")``."""
@@ -203,26 +200,6 @@ class QnaFile:
     @classmethod
     def read(cls, path: Path, *, knowledge: bool) -> QnaFile:
         return cls.parse(path.read_text(encoding="utf-8"), knowledge=knowledge, where=str(path))
-
-    @classmethod
-    def template(cls, kind: LeafKind, *, created_by: str = "") -> QnaFile:
-        """A new leaf with every field upstream asks for, empty, and five seeds to fill."""
-        data = CommentedMap(version=3)
-        if kind == "knowledge":
-            data.update(created_by=created_by, domain="", document_outline="")
-            qa = [CommentedMap(question="", answer="") for _ in range(15)]
-            data["seed_examples"] = CommentedSeq(
-                CommentedMap(context="", questions_and_answers=CommentedSeq(qa[i : i + 3]))
-                for i in range(0, 15, 3)
-            )
-            data["document"] = CommentedMap(repo="", commit="", patterns=CommentedSeq())
-        else:
-            data.update(created_by=created_by, task_description="")
-            seed = {"context": ""} if kind == "grounded_skill" else {}
-            data["seed_examples"] = CommentedSeq(
-                CommentedMap(**seed, question="", answer="") for _ in range(5)
-            )
-        return cls(data, knowledge=kind == "knowledge", indent=(4, 2))
 
     # reading ------------------------------------------------------------------------------
     def form(self) -> LeafForm:

@@ -26,7 +26,6 @@ from labdesk.tui.work import notify_error
 
 if TYPE_CHECKING:
     from labdesk.taxonomy import Leaf, Problem, Taxonomy
-    from labdesk.taxonomy.leaves import LeafKind
     from labdesk.tui.app import LabdeskApp
     from labdesk.tui.leaf_editor import LeafEditor
     from labdesk.tui.qna_file import LeafForm, QnaFile
@@ -267,19 +266,18 @@ class TaxonomyScreen(Screen[None]):
         self.app.push_screen(NewLeafDialog(), self._create_leaf)
 
     async def _create_leaf(self, answer: tuple[str, str] | None) -> None:
+        """A new leaf from the core's skeleton (its blanks fail validation until filled)."""
+        from labdesk.taxonomy import new_leaf
+
         if answer is None:
             return
         kind, folder = answer
-        rel = f"{folder}/{LEAF_FILE}"
-        file = self.root / rel
-        if file.exists():
-            self.notify(f"{rel} already exists: opened it", severity="warning")
-        else:
-            from labdesk.tui.qna_file import QnaFile
-
-            qna = QnaFile.template(_kind(kind), created_by=os.environ.get("USER", ""))
-            file.parent.mkdir(parents=True, exist_ok=True)
-            qna.save(file)
+        try:
+            file = new_leaf(kind, folder, self.root)
+        except LabdeskError as exc:
+            notify_error(self.app, exc)
+            return
+        rel = file.relative_to(self.root).as_posix()
         self.populate(select=rel)
         await self.open_leaf(rel)
         self.action_check_all()
@@ -313,9 +311,3 @@ class TaxonomyScreen(Screen[None]):
         if self.taxonomy is None:
             return []
         return [p for p in self.taxonomy.problems if p.file == str(self.root / rel)]
-
-
-def _kind(value: str) -> LeafKind:
-    if value == "knowledge":
-        return "knowledge"
-    return "grounded_skill" if value == "grounded_skill" else "freeform_skill"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from labdesk.resources import data_dir
-from labdesk.taxonomy import validate_text
+from labdesk.taxonomy import new_leaf, validate_text
 from labdesk.tui.qna_file import QAForm, QnaFile, SeedForm, parse_yq, yq_path
 
 
@@ -84,8 +84,15 @@ def test_edit_keeps_comments_key_order_and_writes_literal_blocks() -> None:
     assert yaml.safe_load(out)["seed_examples"][2] == {"question": "Yo?", "answer": "Hi."}
 
 
-def test_reordering_and_removing_seeds() -> None:
-    qna = QnaFile.template("freeform_skill")
+def skeleton(kind: str, tmp_path: Path) -> tuple[QnaFile, str]:
+    """The core's new-leaf skeleton, read the way the editor reads it."""
+    file = new_leaf(kind, "t/leaf", tmp_path)
+    rel = file.relative_to(tmp_path).as_posix()
+    return QnaFile.read(file, knowledge=kind == "knowledge"), rel
+
+
+def test_reordering_and_removing_seeds(tmp_path: Path) -> None:
+    qna, _ = skeleton("freeform_skill", tmp_path)
     form = qna.form()
     for i, seed in enumerate(form.seeds):
         seed.qa[0] = QAForm(f"q{i}", f"a{i}")
@@ -97,15 +104,17 @@ def test_reordering_and_removing_seeds() -> None:
 
 
 @pytest.mark.parametrize("kind", ["knowledge", "freeform_skill", "grounded_skill"])
-def test_templates_are_flagged_until_filled(kind: str) -> None:
-    qna = QnaFile.template(kind)  # type: ignore[arg-type]
-    folder = "knowledge/t/leaf" if kind == "knowledge" else "compositional_skills/t/leaf"
-    problems = validate_text(qna.dump(), f"{folder}/qna.yaml")
-    assert any(p.severity == "error" for p in problems)
+def test_skeletons_fill_in_and_keep_their_guiding_comments(kind: str, tmp_path: Path) -> None:
+    qna, rel = skeleton(kind, tmp_path)
+    assert any(p.severity == "error" for p in validate_text(qna.dump(), rel))
     form = qna.form()
     for path in form.field_paths():
         form.set(path, "x")
     assert all(form.get(path) == "x" for path in form.field_paths())
+    qna.apply(form)
+    out = qna.dump()
+    assert "# your GitHub user name" in out
+    assert yaml.safe_load(out)["created_by"] == "x"
 
 
 def test_yq_paths_round_trip() -> None:

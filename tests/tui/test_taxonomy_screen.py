@@ -45,7 +45,6 @@ async def test_tree_shows_every_sample_leaf_with_kind_seeds_and_verdict(
 async def test_new_leaf_from_template_to_a_valid_upstream_file(
     workspace_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("USER", "tester")
     app = LabdeskApp()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -75,6 +74,7 @@ async def test_new_leaf_from_template_to_a_valid_upstream_file(
         await settle(pilot)
         assert not description.has_class("-error")
 
+        editor.query_one(f"#{field_id(('created_by',))}", Input).value = "tester"
         for i in range(5):
             editor.query_one(
                 f"#{field_id(('seed_examples', i, 'question'))}", TextArea
@@ -93,9 +93,10 @@ async def test_new_leaf_from_template_to_a_valid_upstream_file(
         assert not editor.dirty
         assert not [p for p in validate_file(file) if p.severity == "error"]
         assert "answer: |\n" in file.read_text(encoding="utf-8")
-        # the tree re-checked the saved file: no error mark (a warning may ask for attribution.txt)
+        # the tree re-checked the saved file: no error mark (a warning asks to fill attribution.txt)
         (label,) = [x for x in tree_labels(screen) if "writing/freeform/limericks" in x]
         assert label[0] in "✓!", label
+        assert "# your GitHub user name" in file.read_text(encoding="utf-8")  # comments kept
 
     # upstream's own parser (it shells out to yamllint, so the venv's bin goes on PATH)
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
