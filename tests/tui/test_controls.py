@@ -41,6 +41,38 @@ def test_help_never_imports_textual() -> None:
     assert "Run `labdesk` with no command to open the terminal app." in out.stdout
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_labdesk_without_a_command_opens_the_app_and_quits(workspace_home: Path) -> None:
+    """The real entry point in a real (pseudo) terminal: the taxonomy appears, ctrl+q quits."""
+    import os
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: `labdesk` with no arguments
+        os.environ["TERM"] = "xterm-256color"
+        os.execv(sys.executable, [sys.executable, "-m", "labdesk"])
+    seen = b""
+    try:
+        while b"compositional_skills" not in seen:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, f"no first screen within 30 s: {seen[-500:]!r}"
+            seen += os.read(fd, 65536)
+        os.write(fd, b"\x11")  # ctrl+q
+        while True:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, "the app did not quit on ctrl+q"
+            try:
+                if not os.read(fd, 65536):
+                    break
+            except OSError:  # the child closed the terminal
+                break
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (workspace_home / "taxonomy" / "knowledge").is_dir()  # the sample, copied on first run
+
+
 async def test_palette_offers_every_screen(workspace_home: Path) -> None:
     app = LabdeskApp()
     async with app.run_test(size=SIZE):
