@@ -6,6 +6,7 @@ screen appears at once; every heavy library is imported by the worker that first
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from labdesk.tui.work import Job
 from labdesk.workspace import Workspace
@@ -87,6 +89,7 @@ class LabdeskApp(App[None]):
         """The recipe the generate, train, chat and models screens use (shared, changeable)."""
         self.run_name = run
         self._start_mode = mode or "taxonomy"
+        self._quitting = False
         self.jobs: list[Job] = []
         """Long core calls in flight; quitting stops each at its next safe point."""
 
@@ -100,9 +103,18 @@ class LabdeskApp(App[None]):
 
     async def action_quit(self) -> None:
         """Stop running work where it can resume (generation keeps what it wrote, training
-        checkpoints after its step), then leave."""
-        for job in self.jobs:
+        checkpoints after its step), wait for it, then leave; a second ctrl+q leaves at once."""
+        running = [job for job in self.jobs if not job.finished]
+        if self._quitting or not running:
+            self.exit()
+            return
+        self._quitting = True
+        for job in running:
             job.stop()
+        self.notify("stopping the running work where it can resume… (ctrl+q again: quit now)")
+        for worker in list(self.workers):
+            with contextlib.suppress(WorkerCancelled, WorkerFailed):
+                await worker.wait()
         self.exit()
 
     @property

@@ -140,16 +140,16 @@ class GenerateScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#leaf-table", DataTable)
-        for key, label in (
-            ("leaf", "leaf"),
-            ("step", "step"),
-            ("progress", "progress"),
-            ("accepted", "✓"),
-            ("rejected", "✗"),
-            ("speed", "tok/s"),
-            ("status", "status"),
+        for key, label, width in (
+            ("leaf", "leaf", 44),
+            ("step", "step", 16),
+            ("progress", "progress", 9),
+            ("accepted", "✓", 5),
+            ("rejected", "✗", 5),
+            ("speed", "tok/s", 6),
+            ("status", "status", 8),
         ):
-            table.add_column(label, key=key)
+            table.add_column(label, key=key, width=width)
         self._load_leaves()
         self.refresh_sample_files()
 
@@ -319,8 +319,11 @@ class GenerateScreen(Screen[None]):
         current = select.value
         options = [(self._file_label(p), str(p)) for p in files]
         select.set_options(options)
-        if current in {value for _, value in options}:
+        values = [value for _, value in options]
+        if current in values:
             select.value = current
+        elif values:
+            select.value = values[0]  # show something to browse as soon as there is something
 
     @staticmethod
     def _file_label(path: Path) -> str:

@@ -136,6 +136,32 @@ async def test_training_stops_with_a_checkpoint_and_resumes(home: Path, fast_rec
         assert all(phases.get_cell(p, "state") == "done" for p in PHASES)
 
 
+async def test_quitting_mid_training_leaves_a_resumable_run(home: Path, fast_recipe: Path) -> None:
+    app = LabdeskApp(recipe=str(fast_recipe), mode="train")
+    seed_samples(app)
+    run = RunPaths(app.run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TrainScreen)
+        screen.action_start()
+        assert screen.job is not None
+        screen.job.pause()
+        await pilot.press("ctrl+q")  # stops the job at its next step, waits for it, quits
+    assert app.return_code == 0
+    first = read_jsonl(run.phase_dir(PHASES[0]) / "loss.jsonl")
+    assert first and not (run.final_adapter / "adapter_config.json").exists()
+
+    again = LabdeskApp(recipe=str(fast_recipe), mode="train")
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.click("#resume")
+        await settle(pilot)
+    assert (run.final_adapter / "adapter_config.json").is_file()
+    steps = [row["step"] for row in read_jsonl(run.phase_dir(PHASES[0]) / "loss.jsonl")]
+    assert steps == sorted(set(steps))
+
+
 async def test_a_broken_recipe_is_a_notification_with_the_fix(
     workspace_home: Path, tmp_path: Path
 ) -> None:
