@@ -87,7 +87,7 @@ def leaf_needs_work(leaf: Leaf, paths: RunPaths) -> bool:
 
 class GenerateScreen(Screen[None]):
     DEFAULT_CSS = """
-    GenerateScreen #setup { width: 52; border-right: vkey $panel; padding: 0 1; }
+    GenerateScreen #setup { width: 46; border-right: vkey $panel; padding: 0 1; }
     GenerateScreen #leaves { height: 1fr; }
     GenerateScreen #main { width: 1fr; }
     GenerateScreen #leaf-table { height: auto; max-height: 12; }
@@ -141,13 +141,13 @@ class GenerateScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one("#leaf-table", DataTable)
         for key, label, width in (
-            ("leaf", "leaf", 44),
-            ("step", "step", 16),
-            ("progress", "progress", 9),
-            ("accepted", "✓", 5),
-            ("rejected", "✗", 5),
-            ("speed", "tok/s", 6),
-            ("status", "status", 8),
+            ("leaf", "leaf", 30),
+            ("step", "step", 12),
+            ("progress", "progress", 8),
+            ("accepted", "✓", 4),
+            ("rejected", "✗", 4),
+            ("speed", "tok/s", 5),
+            ("status", "status", 7),
         ):
             table.add_column(label, key=key, width=width)
         self._load_leaves()
