@@ -103,7 +103,7 @@ class FieldBox(Vertical):
     def _title_text(self, value: str) -> str:
         n = words(value)
         if self.word_limit is None:
-            return self.title
+            return f"{self.title} · {n} words" if self._multiline and n else self.title
         over = n > self.word_limit
         count = f"{n}/{self.word_limit} words"
         return f"{self.title} · " + (f"[red]{count}[/]" if over else count)

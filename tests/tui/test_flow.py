@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Select, SelectionList, Static
+from textual.widgets import DataTable, Input, OptionList, Select, SelectionList, Static
 
 from labdesk.chat import list_sessions, load_session
 from labdesk.fileio import read_jsonl, write_jsonl
@@ -152,3 +152,15 @@ async def test_train_export_and_chat(home: Path, fast_recipe: Path) -> None:
         assert [b.role for b in base] == ["user", "assistant"] and base[1].who == "base model"
         assert base[1].text.strip()
         assert len(chat.query_one("#tuned-pane").query(Bubble)) == 4
+
+        # a saved conversation comes back from the list
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert not chat.query_one("#tuned-pane").query(Bubble)
+        sessions = chat.query_one("#sessions", OptionList)
+        assert sessions.option_count == 1
+        sessions.highlighted = 0
+        sessions.action_select()
+        await settle(pilot)
+        restored = [b.text for b in chat.query_one("#tuned-pane").query(Bubble)]
+        assert restored == [t.content for t in load_session(app.workspace.chats, name).turns]
