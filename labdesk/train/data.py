@@ -101,6 +101,13 @@ def tokenize_dataset(
                 total=len(samples),
             )
         )
+    if samples and not out:  # training on nothing would pass for a finished phase
+        raise ConfigError(
+            f"none of the {len(samples)} samples can be trained on: each is longer than "
+            f"max_seq_len={max_seq_len} tokens (train.overlong=drop) or has no answer tokens",
+            where=f"phase {phase}" if phase else "training data",
+            hint="raise train.max_seq_len, set train.overlong: truncate, or check the mixed data",
+        )
     return out
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from labdesk.errors import ConfigError
 from labdesk.events import Event
 from labdesk.recipes import MixSettings
 from labdesk.train.data import IGNORE, collate, pack_rows, tokenize_dataset, tokenize_sample
@@ -50,6 +51,8 @@ def test_overlong_samples_are_reported_then_dropped_or_truncated(tokenizer) -> N
     events.clear()
     cut = tokenize_dataset(tokenizer, rows, limit, "truncate", events.append)
     assert max(len(t.input_ids) for t in cut) == limit and "truncated" in events[0].message
+    with pytest.raises(ConfigError, match="none of the"):
+        tokenize_dataset(tokenizer, rows, min(lengths) - 1, "drop", phase="knowledge_1")
 
 
 def test_pack_rows_fills_rows_without_overflow() -> None:
