@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +41,18 @@ def _lazy(module: str, name: str) -> Callable[[], Screen[Any]]:
         return screen_type()
 
     return make
+
+
+ACTIONS = [
+    ("taxonomy", "new_leaf", "New leaf", "Create a qna.yaml from a template"),
+    ("taxonomy", "check_all", "Check the taxonomy", "Run upstream's checks on every leaf"),
+    ("generate", "start", "Start generation", "Generate samples for the ticked leaves"),
+    ("train", "start", "Mix and train", "Mix the phase datasets and train every phase"),
+    ("train", "resume", "Resume training", "Go on from the newest checkpoint"),
+    ("train", "export", "Export for chat", "Merge, convert to GGUF and register the model"),
+    ("models", "pull", "Pull models", "Download what the recipe needs"),
+]
+"""Palette commands: (screen, action on it, title, help)."""
 
 
 class LabdeskApp(App[None]):
@@ -125,3 +138,10 @@ class LabdeskApp(App[None]):
         yield from super().get_system_commands(screen)
         for mode, (title, help_text) in SCREENS_HELP.items():
             yield SystemCommand(f"Open {title}", help_text, lambda m=mode: self.switch_mode(m))
+        for mode, action, title, help_text in ACTIONS:
+            yield SystemCommand(title, help_text, partial(self.run_in_mode, mode, action))
+
+    async def run_in_mode(self, mode: str, action: str) -> None:
+        """Open `mode`'s screen and run one of its actions (for the command palette)."""
+        await self.switch_mode(mode)
+        await self.screen.run_action(action)

@@ -17,7 +17,7 @@ from labdesk.tui.app import LabdeskApp
 from labdesk.tui.documents_screen import DocumentsScreen
 from labdesk.tui.generate_screen import GenerateScreen
 from labdesk.tui.models_screen import ModelsScreen
-from labdesk.tui.taxonomy_screen import TaxonomyScreen
+from labdesk.tui.taxonomy_screen import NewLeafDialog, TaxonomyScreen
 from labdesk.tui.train_screen import TrainScreen
 
 from .helpers import settle
@@ -73,12 +73,15 @@ def test_labdesk_without_a_command_opens_the_app_and_quits(workspace_home: Path)
     assert (workspace_home / "taxonomy" / "knowledge").is_dir()  # the sample, copied on first run
 
 
-async def test_palette_offers_every_screen(workspace_home: Path) -> None:
+async def test_palette_offers_every_screen_and_action(workspace_home: Path) -> None:
     app = LabdeskApp()
-    async with app.run_test(size=SIZE):
-        titles = [c.title for c in app.get_system_commands(app.screen)]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
         for name in ("Guide", "Taxonomy", "Generate", "Train", "Chat", "Models"):
-            assert f"Open {name}" in titles
+            assert f"Open {name}" in commands
+        await commands["New leaf"].callback()  # type: ignore[misc]
+        assert isinstance(app.screen, NewLeafDialog)
 
 
 async def test_generation_pauses_stops_and_resumes(home: Path, fast_recipe: Path) -> None:
