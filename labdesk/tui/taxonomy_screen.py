@@ -221,7 +221,12 @@ class TaxonomyScreen(Screen[None]):
 
     def _checked(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
-        self.relabel()
+        tree = self.query_one("#leaves", Tree)
+        shown = [leaf.data for group in tree.root.children for leaf in group.children]
+        if sorted(x for x in shown if x) != list_leaf_files(self.root):  # edited outside
+            self.populate(select=self.editor.rel if self.editor else None)
+        else:
+            self.relabel()
 
     # the editor ----------------------------------------------------------------------------
     @on(Tree.NodeSelected, "#leaves")
