@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
@@ -137,9 +136,6 @@ class LeafEditor(VerticalScroll):
     LeafEditor .section { text-style: bold; color: $accent; margin-top: 1; }
     LeafEditor #add-seed { margin-bottom: 1; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "save", "Save", priority=True),
-    ]
 
     class Validated(Message):
         def __init__(self, editor: LeafEditor, problems: list[Problem]) -> None:

@@ -116,6 +116,7 @@ class TaxonomyScreen(Screen[None]):
     TaxonomyScreen #empty { padding: 2 4; color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save", priority=True),
         Binding("ctrl+n", "new_leaf", "New leaf"),
         Binding("ctrl+e", "external_editor", "$EDITOR"),
         Binding("ctrl+r", "check_all", "Re-check"),
@@ -267,6 +268,12 @@ class TaxonomyScreen(Screen[None]):
         self.action_check_all()
 
     # commands ------------------------------------------------------------------------------
+    def action_save(self) -> None:
+        if self.editor is None or not self.editor.is_attached:
+            self.notify("pick a leaf first", severity="warning")
+            return
+        self.editor.action_save()
+
     def action_new_leaf(self) -> None:
         self.app.push_screen(NewLeafDialog(), self._create_leaf)
 
