@@ -32,6 +32,17 @@ def test_taxonomy_screen_with_a_leaf_open(workspace_home: Path, snap_compare: Sn
     assert snap_compare(LabdeskApp(snapshot=True), terminal_size=SIZE, run_before=open_leaf)
 
 
+def test_documents_screen(workspace_home: Path, snap_compare: Snap) -> None:
+    async def open_documents(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        screen = pilot.app.screen
+        await screen.open_leaf("knowledge/geography/islands/kelderwick/qna.yaml")  # type: ignore[attr-defined]
+        await pilot.press("ctrl+o")
+        await settle(pilot)
+
+    assert snap_compare(LabdeskApp(snapshot=True), terminal_size=SIZE, run_before=open_documents)
+
+
 def test_new_leaf_dialog(workspace_home: Path, snap_compare: Snap) -> None:
     assert snap_compare(
         LabdeskApp(snapshot=True), terminal_size=SIZE, press=["ctrl+n", *"writing/odes"]
