@@ -79,7 +79,7 @@ def _render(
     )
 
 
-def derive_chat_format(template: str, *, bos_token: str = "", eos_token: str = "") -> ChatFormat:
+def derive_chat_format(template: str, *, eos_token: str = "") -> ChatFormat:
     """Cut `template` (Jinja, as in a GGUF or tokenizer_config) into a `ChatFormat`.
 
     The BOS token renders as empty: llama.cpp and Ollama add it when tokenizing.
@@ -87,7 +87,6 @@ def derive_chat_format(template: str, *, bos_token: str = "", eos_token: str = "
     from jinja2 import TemplateError
 
     tokens = {"bos_token": "", "eos_token": eos_token}
-    del bos_token  # accepted for symmetry with the GGUF metadata; deliberately rendered empty
     user_only = [{"role": "user", "content": _USR}]
     try:
         asked = _render(template, user_only, True, **tokens)

@@ -50,7 +50,7 @@ def _go_render(go: str, system: str, prompt: str, response: str) -> str:
 def test_go_template_renders_what_the_jinja_template_does(
     template: str, stop: tuple[str, ...]
 ) -> None:
-    fmt = derive_chat_format(template, bos_token="<s>", eos_token="</s>")
+    fmt = derive_chat_format(template, eos_token="</s>")
     assert fmt.stop == stop
     jinja = ChatTemplate(template, bos_token="", eos_token="</s>")
     messages = [
