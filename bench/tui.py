@@ -36,11 +36,14 @@ from labdesk.tui.taxonomy_screen import TaxonomyScreen
 
 class Probe(LabdeskApp):
     async def on_mount(self):
+        self.call_after_refresh(self.done)  # queued before the screen's own after-frame work
         await super().on_mount()
-        assert isinstance(self.screen, TaxonomyScreen)
-        self.call_after_refresh(self.done)
 
     def done(self):
+        screen = self.screen
+        if not isinstance(screen, TaxonomyScreen) or not screen.query_one("#leaves").root.children:
+            self.call_after_refresh(self.done)  # that frame did not show the taxonomy yet
+            return
         print(time.perf_counter() - t0)
         self.exit()
 
