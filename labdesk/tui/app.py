@@ -74,6 +74,8 @@ class LabdeskApp(App[None]):
         "chat": _lazy("chat_screen", "ChatScreen"),
         "models": _lazy("models_screen", "ModelsScreen"),
     }
+    DEFAULT_MODE = "taxonomy"
+    """Opened first, straight away (no blank screen before it)."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "switch_mode('guide')", "Guide"),
         Binding("f2", "switch_mode('taxonomy')", "Taxonomy"),
@@ -101,13 +103,14 @@ class LabdeskApp(App[None]):
         self.recipe_name = recipe
         """The recipe the generate, train, chat and models screens use (shared, changeable)."""
         self.run_name = run
-        self._start_mode = mode or "taxonomy"
+        self._start_mode = mode or self.DEFAULT_MODE
         self._quitting = False
         self.jobs: list[Job] = []
         """Long core calls in flight; quitting stops each at its next safe point."""
 
     async def on_mount(self) -> None:
-        await self.switch_mode(self._start_mode)
+        if self._start_mode != self.current_mode:
+            await self.switch_mode(self._start_mode)
 
     def start_job(self, name: str) -> Job:
         job = Job(name)

@@ -55,6 +55,7 @@ class NewLeafDialog(ModalScreen[tuple[str, str] | None]):
     NewLeafDialog Horizontal { height: auto; margin-top: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+    AUTO_FOCUS = "#folder"
     KINDS: ClassVar[dict[str, str]] = {
         "knowledge": "knowledge",
         "freeform_skill": "compositional_skills",
@@ -79,9 +80,6 @@ class NewLeafDialog(ModalScreen[tuple[str, str] | None]):
             with Horizontal():
                 yield Button("Create", variant="primary", id="create")
                 yield Button("Cancel", id="cancel")
-
-    def on_mount(self) -> None:
-        self.query_one("#folder", Input).focus()
 
     def _path(self) -> str:
         kind = str(self.query_one("#kind", Select).value)
