@@ -8,12 +8,13 @@ writes only what was not written yet.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from labdesk.errors import Cancelled
 from labdesk.events import Event, Reporter, null_reporter
@@ -23,9 +24,6 @@ from labdesk.generate.pipelines import Pipeline
 from labdesk.generate.state import LeafFiles, ReplyCache
 from labdesk.generate.steps import Ask, Check, Role
 from labdesk.models.types import GenRequest, GenResult
-
-# Tokens a reply spends on JSON punctuation and keys rather than on the strings themselves.
-_JSON_OVERHEAD_TOKENS = 16
 
 
 class TextModel(Protocol):
@@ -122,8 +120,7 @@ class LeafRun:
         model_name = self.models.name(step.role)
         teacher = step.role == "teacher"
         max_tokens = self.settings.max_new_tokens if teacher else self.settings.judge_max_tokens
-        budget = int((max_tokens - _JSON_OVERHEAD_TOKENS) * self._chars_per_token[step.role] * 0.85)
-        schema = step.schema(max(16, budget))
+        schema = step.schema(self._string_budget(step, model, max_tokens))
         pending: list[tuple[Candidate, GenRequest, str]] = []
         done = 0
         started = time.perf_counter()
@@ -179,6 +176,16 @@ class LeafRun:
         model.generate([r for _, r, _ in pending], on_result=on_result, cancel=self.cancel)
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("generation stopped; everything decided so far is kept")
+
+    def _string_budget(self, step: Ask, model: TextModel, max_tokens: int) -> int:
+        """Characters the reply's strings may hold so that it closes within `max_tokens`.
+
+        The JSON around the strings is measured with this model's tokenizer; the strings get
+        what is left at a cautious share of the leaf text's characters per token.
+        """
+        skeleton = json.dumps(_skeleton(step.schema(16)))
+        room = max_tokens - model.count_tokens(skeleton) - 2
+        return max(16, int(room * self._chars_per_token[step.role] * 0.6))
 
     def _prompt(
         self, step: Ask, candidate: Candidate, model: TextModel, max_tokens: int
@@ -265,6 +272,15 @@ class LeafRun:
                 metrics={"tok/s": round(tokens_per_s, 1)} if tokens_per_s else {},
             )
         )
+
+
+def _skeleton(schema: dict[str, Any]) -> Any:
+    """The reply with empty strings and the longest enum values: its fixed JSON part."""
+    if "enum" in schema:
+        return max(schema["enum"], key=lambda v: len(json.dumps(v)))
+    if schema.get("type") == "object":
+        return {name: _skeleton(sub) for name, sub in schema["properties"].items()}
+    return ""
 
 
 def _chars_per_token(model: TextModel, sample: str) -> float:

@@ -80,10 +80,12 @@ class Pipeline:
     def candidates(self, round_: int, count: int) -> list[Candidate]:
         """Round `round_`'s candidates: `count` Q&A ones (+ chunk augmentations in round 0)."""
         slug = self.leaf.slug
+        # One draw of examples per round, shared by the round's candidates: their prompts then
+        # share a long prefix the engine computes once for the whole batch. Rounds differ.
+        rng = random.Random(derive_seed(self.settings.seed, slug, round_, "examples"))
+        examples = rng.sample(self.seeds, min(self.settings.examples_per_prompt, len(self.seeds)))
         made = []
         for index in range(count):
-            rng = random.Random(derive_seed(self.settings.seed, slug, round_, index, "examples"))
-            k = min(self.settings.examples_per_prompt, len(self.seeds))
             chunk = (
                 self.chunks[(index + round_ * count) % len(self.chunks)] if self.chunks else None
             )
@@ -93,7 +95,7 @@ class Pipeline:
                     round_,
                     index,
                     "qa",
-                    rng.sample(self.seeds, k),
+                    examples,
                     chunk,
                 )
             )

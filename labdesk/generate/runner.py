@@ -278,6 +278,8 @@ def generate_leaf(
             f"(generate.max_rounds): {report.explain()}"
         )
         reporter(Event(_STAGE, "warning", report.note, leaf=leaf.path))
+    for path in (files.accepted, files.rejected):  # both exist, even empty: the report says why
+        path.touch()
     manifest.update(complete=True, report=report.to_json())
     files.write_manifest(manifest)
     files_cache_clear(files)
