@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -260,9 +261,12 @@ class GenerateScreen(Screen[None]):
             status = f"done: {report.accepted} accepted, {report.rejected} rejected"
             for leaf in report.leaves:
                 for sample in leaf.samples:
-                    self.log_line(f"[dim]{leaf.leaf}[/] preview: {json.dumps(sample)[:300]}")
+                    preview = escape(json.dumps(sample, ensure_ascii=False)[:300])
+                    self.log_line(f"[dim]{escape(leaf.leaf)}[/] preview: {preview}")
                 if leaf.note:
-                    self.log_line(f"[yellow]{leaf.leaf}: {leaf.note}[/]")
+                    self.log_line(f"[yellow]{escape(leaf.leaf)}: {escape(leaf.note)}[/]")
+                elif leaf.rejected:  # why samples were dropped, by step, with examples
+                    self.log_line(f"[dim]{escape(leaf.leaf)}[/] {escape(leaf.explain())}")
         else:
             status = "stopped"
         self.query_one("#status", Static).update(status)
@@ -292,8 +296,8 @@ class GenerateScreen(Screen[None]):
             self.query_one("#status", Static).update(f"leaves {event.done}/{event.total}")
         if event.message and event.kind != "progress":
             colour = {"warning": "yellow", "done": "green"}.get(event.kind, "default")
-            where = f"[b]{event.leaf}[/b] " if event.leaf else ""
-            self.log_line(f"{where}[{colour}]{event.message}[/]")
+            where = f"[b]{escape(event.leaf)}[/b] " if event.leaf else ""
+            self.log_line(f"{where}[{colour}]{escape(event.message)}[/]")
         if event.leaf and event.kind == "done":
             self.refresh_sample_files()
         view = self.query_one("#samples", JsonlView)

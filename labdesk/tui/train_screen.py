@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -253,7 +254,9 @@ class TrainScreen(Screen[None]):
             train_run(self.paths, recipe, student, report, resume=resume, stop=job.cancel.is_set)
             finished = True
         except Cancelled as exc:
-            self.app.call_from_thread(self.log_line, f"[yellow]{exc.message}: Resume goes on[/]")
+            self.app.call_from_thread(
+                self.log_line, f"[yellow]{escape(exc.message)}: Resume goes on[/]"
+            )
         except Exception as exc:
             notify_error(self.app, exc)
         self.app.call_from_thread(self._finished, finished)
@@ -292,7 +295,7 @@ class TrainScreen(Screen[None]):
             self.query_one("#status", Static).update(f"training {phase}")
         if event.message:
             colour = {"warning": "yellow", "done": "green"}.get(event.kind, "default")
-            self.log_line(f"[dim]{event.stage}[/] [{colour}]{event.message}[/]")
+            self.log_line(f"[dim]{event.stage}[/] [{colour}]{escape(event.message)}[/]")
 
     def log_line(self, text: str) -> None:
         self.query_one("#events", RichLog).write(text)

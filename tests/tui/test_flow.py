@@ -12,7 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, OptionList, Select, SelectionList, Static
+from textual.widgets import (
+    DataTable,
+    Input,
+    OptionList,
+    RichLog,
+    Select,
+    SelectionList,
+    Static,
+)
 
 from labdesk.chat import list_sessions, load_session
 from labdesk.fileio import read_jsonl, write_jsonl
@@ -55,6 +63,10 @@ async def test_generate_shows_what_lands_on_disk(home: Path, fast_recipe: Path) 
         assert table.get_cell(LEAF, "status") == "done"
         status = str(screen.query_one("#status", Static).render())
         assert f"{len(accepted)} accepted, {len(rejected)} rejected" in status
+        if rejected:  # the log says which step rejected how many
+            step = rejected[0]["metadata"]["step"]
+            log = " ".join(line.text for line in screen.query_one("#events", RichLog).lines)
+            assert f"{step} rejected" in log, log
 
         # browse what was decided: rejected samples show the judge's reason
         path = run.rejected(slug) if rejected else run.accepted(slug)
