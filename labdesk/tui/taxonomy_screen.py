@@ -129,6 +129,8 @@ class TaxonomyScreen(Screen[None]):
         self.drafts: dict[str, LeafForm] = {}
         """Unsaved forms of leaves the user moved away from, by taxonomy-relative file path."""
         self.editor: LeafEditor | None = None
+        self.current: str | None = None
+        """The leaf last picked, even one too broken to open in the form (ctrl+e still works)."""
 
     @property
     def root(self) -> Path:
@@ -238,6 +240,7 @@ class TaxonomyScreen(Screen[None]):
         from labdesk.tui.qna_file import QnaFile
 
         self._stash_draft()
+        self.current = rel
         file = self.root / rel
         knowledge = rel.startswith("knowledge/")
         try:
@@ -294,19 +297,20 @@ class TaxonomyScreen(Screen[None]):
 
     async def action_external_editor(self) -> None:
         """Escape hatch: edit the raw file in $EDITOR, then reload it."""
-        if self.editor is None:
+        rel = self.current
+        if rel is None:
             self.notify("pick a leaf first", severity="warning")
             return
-        if self.editor.dirty:
+        if self.editor is not None and self.editor.rel == rel and self.editor.dirty:
             self.editor.action_save()
         command = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
         try:
             with self.app.suspend():
-                subprocess.run([*command, str(self.editor.file)], check=False)
+                subprocess.run([*command, str(self.root / rel)], check=False)
         except Exception as exc:  # no terminal to hand over (headless), editor missing, ...
             notify_error(self.app, exc)
             return
-        await self.open_leaf(self.editor.rel)
+        await self.open_leaf(rel)
         self.action_check_all()
 
     def action_documents(self) -> None:

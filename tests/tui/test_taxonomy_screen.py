@@ -144,3 +144,21 @@ async def test_external_editor_failure_is_a_notification_not_a_crash(workspace_h
         await pilot.pause()
         assert app.is_running
         assert any(n.severity == "error" for n in app._notifications)
+
+
+async def test_a_broken_leaf_is_marked_and_explained(workspace_home: Path) -> None:
+    app = LabdeskApp()
+    broken = app.taxonomy_root / "compositional_skills" / "broken" / "qna.yaml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("version: 3\ncreated_by: me\nseed_examples: [\n", encoding="utf-8")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TaxonomyScreen)
+        (label,) = [x for x in tree_labels(screen) if "broken" in x]
+        assert label.startswith("✗")
+        await screen.open_leaf("compositional_skills/broken/qna.yaml")
+        await pilot.pause()
+        (note,) = [n for n in app._notifications if n.severity == "error"]
+        assert note.title == "TaxonomyError" and "qna.yaml:" in note.message
+        assert screen.current == "compositional_skills/broken/qna.yaml"  # ctrl+e can open it
