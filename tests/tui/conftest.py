@@ -35,8 +35,8 @@ def fast_recipe(tmp_path: Path) -> Path:
     """The demo recipe, cut down: two samples per leaf, one round, small skill phases."""
     recipe = yaml.safe_load((data_dir("recipes") / "demo.yaml").read_text(encoding="utf-8"))
     recipe["name"] = "fast"
-    recipe["generate"].update(samples_per_leaf=2, max_rounds=1, overgenerate=1.0)
-    recipe["mix"].update(skills_per_leaf=4)
+    recipe.setdefault("generate", {}).update(samples_per_leaf=2, max_rounds=1, overgenerate=1.0)
+    recipe.setdefault("mix", {}).update(skills_per_leaf=4)
     path = tmp_path / "fast.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path
