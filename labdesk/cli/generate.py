@@ -43,8 +43,6 @@ def register(sub: Any) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    import threading
-
     from labdesk.cli.render import ProgressRenderer, console
     from labdesk.errors import Cancelled, ConfigError
     from labdesk.generate import run_generation
@@ -64,7 +62,6 @@ def _generate(args: argparse.Namespace) -> int:
             hint="check it with `labdesk taxonomy check`",
         )
     run_dir = ws.run_dir(args.run)
-    cancel = threading.Event()
     with ProgressRenderer() as render:
         try:
             report = run_generation(
@@ -75,10 +72,9 @@ def _generate(args: argparse.Namespace) -> int:
                 leaves=args.leaf or None,
                 preview=args.preview,
                 reporter=render,
-                cancel=cancel,
             )
         except KeyboardInterrupt:
-            cancel.set()
+            # Every decided sample and every finished reply is already on disk.
             raise Cancelled(
                 "generation interrupted; run the same command again to resume"
             ) from None

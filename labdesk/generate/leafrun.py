@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from labdesk.errors import Cancelled
@@ -170,6 +170,7 @@ class LeafRun:
                 return
             candidate, _, key = pending[index]
             fresh_tokens += result.tokens
+            result = replace(result, text=_clean(result.text), value=_clean(result.value))
             self.cache.put(key, result)
             finish(candidate, result)
 
@@ -272,6 +273,17 @@ class LeafRun:
                 metrics={"tok/s": round(tokens_per_s, 1)} if tokens_per_s else {},
             )
         )
+
+
+def _clean(value: Any) -> Any:
+    """`value` without lone surrogates: JSON allows "\\udfff" escapes, UTF-8 files do not."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _skeleton(schema: dict[str, Any]) -> Any:

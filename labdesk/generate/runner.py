@@ -7,6 +7,7 @@ matches but is incomplete is resumed; any other leaf starts afresh, alone.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -24,7 +25,7 @@ from labdesk.generate.report import GenerationReport, LeafReport
 from labdesk.generate.state import LeafFiles
 from labdesk.generate.templates import templates_fingerprint
 from labdesk.runs import RunPaths
-from labdesk.taxonomy.leaves import Leaf, Seed
+from labdesk.taxonomy.leaves import Leaf, Seed, leaf_slug
 
 if TYPE_CHECKING:
     from labdesk.documents import Chunk
@@ -282,7 +283,7 @@ def generate_leaf(
         path.touch()
     manifest.update(complete=True, report=report.to_json())
     files.write_manifest(manifest)
-    files_cache_clear(files)
+    files.drop_cache()
     reporter(
         Event(
             _STAGE,
@@ -298,11 +299,6 @@ def generate_leaf(
         )
     )
     return report
-
-
-def files_cache_clear(files: LeafFiles) -> None:
-    """The reply cache only serves resuming; a complete leaf no longer needs it."""
-    files.cache.unlink(missing_ok=True)
 
 
 def candidates_for(
@@ -371,8 +367,6 @@ def _prune_stale(paths: RunPaths, known: set[str], reporter: Reporter) -> None:
 
 def _merged_report(paths: RunPaths, report: GenerationReport) -> GenerationReport:
     """This invocation's leaves plus the other leaves already reported in this run."""
-    import json
-
     mine = {leaf.leaf for leaf in report.leaves}
     others: list[LeafReport] = []
     if paths.generate_report.exists():
@@ -383,15 +377,9 @@ def _merged_report(paths: RunPaths, report: GenerationReport) -> GenerationRepor
         others = [
             leaf
             for leaf in old.leaves
-            if leaf.leaf not in mine and paths.leaf_manifest(leaf_slug_of(leaf)).exists()
+            if leaf.leaf not in mine and paths.leaf_manifest(leaf_slug(leaf.leaf)).exists()
         ]
     return GenerationReport(others + report.leaves, report.seconds)
-
-
-def leaf_slug_of(report: LeafReport) -> str:
-    from labdesk.taxonomy.leaves import leaf_slug
-
-    return leaf_slug(report.leaf)
 
 
 # -- preview -----------------------------------------------------------------------------------

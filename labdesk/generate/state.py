@@ -51,6 +51,10 @@ class LeafFiles:
             truncate_torn_tail(path)
         return read_jsonl(self.accepted), read_jsonl(self.rejected)
 
+    def drop_cache(self) -> None:
+        """The reply cache only serves resuming: a complete leaf no longer needs it."""
+        self.cache.unlink(missing_ok=True)
+
     def append(self, record: dict[str, Any], *, accepted: bool) -> None:
         append_jsonl(self.accepted if accepted else self.rejected, record)
 
@@ -102,9 +106,3 @@ class ReplyCache:
         self._replies[key] = row
         if self.path is not None:
             append_jsonl(self.path, row)
-
-    def clear(self) -> None:
-        self._replies.clear()
-        if self.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from labdesk.generate.candidates import Candidate, SampleType
-from labdesk.generate.filters import quality_problem
 from labdesk.taxonomy.leaves import Seed
 
 Role = Literal["teacher", "judge"]
@@ -109,9 +108,7 @@ def require_yes(what: str) -> Reader:
         reason = str(value["reason"]).strip()
         candidate.scores[what] = value["verdict"]
         candidate.trace.append((what, f"{value['verdict']}: {reason}"))
-        if value["verdict"] != "yes":
-            return f"not {what}: {reason}"
-        return _unreasoned(what, reason)
+        return None if value["verdict"] == "yes" else f"not {what}: {reason}"
 
     return read
 
@@ -122,14 +119,6 @@ def require_score(what: str, minimum: int) -> Reader:
         score = int(value["score"])
         candidate.scores[what] = score
         candidate.trace.append((what, f"{score}/3: {reason}"))
-        if score < minimum:
-            return f"{what} {score} < {minimum}: {reason}"
-        return _unreasoned(what, reason)
+        return None if score >= minimum else f"{what} {score} < {minimum}: {reason}"
 
     return read
-
-
-def _unreasoned(what: str, reason: str) -> str | None:
-    """A pass whose stated reason is empty or a loop is not a verdict to trust (small judges)."""
-    problem = quality_problem(reason, min_words=1)
-    return f"{what} passed without a usable reason ({problem})" if problem else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -103,3 +104,12 @@ def test_report_explains_an_empty_leaf() -> None:
     assert "dedup rejected 1" in text and "'Write a haiku'" in text
     again = LeafReport.from_json(report.to_json())
     assert replace(again, samples=[]) == replace(report, samples=[])
+
+
+def test_replies_lose_lone_surrogates_before_reaching_utf8_files() -> None:
+    from labdesk.generate.leafrun import _clean
+
+    value = json.loads('{"answer": "tide \\udfff keeper", "n": [1, "\\ud800"]}')
+    cleaned = _clean(value)
+    assert cleaned == {"answer": "tide ? keeper", "n": [1, "?"]}
+    json.dumps(cleaned, ensure_ascii=False).encode("utf-8")
