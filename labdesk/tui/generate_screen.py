@@ -219,6 +219,7 @@ class GenerateScreen(Screen[None]):
             self.query_one("#status", Static).update("stopping after the current step…")
 
     def _set_running(self, running: bool) -> None:
+        self.query_one("#samples", JsonlView).writable = not running
         self.query_one("#start", Button).disabled = running
         self.query_one("#pause", Button).disabled = not running
         self.query_one("#cancel", Button).disabled = not running

@@ -165,6 +165,8 @@ class JsonlView(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.index: LineIndex | None = None
         self.dropped: set[int] = set()
+        self.writable = True
+        """False while something else appends to the file (a rewrite would lose its lines)."""
         self._rows: OrderedDict[int, tuple[str, str]] = OrderedDict()
 
     # loading -------------------------------------------------------------------------------
@@ -290,6 +292,11 @@ class JsonlView(ScrollView, can_focus=True):
         """Rewrite the file without the dropped records; keep those in `.dropped.jsonl`."""
         if self.index is None or not self.dropped:
             self.notify("nothing marked: press x on a sample to drop it", severity="warning")
+            return
+        if not self.writable:
+            self.notify(
+                "generation is writing this file: drop samples once it stops", severity="warning"
+            )
             return
         index, path = self.index, self.index.path
         index.scan()

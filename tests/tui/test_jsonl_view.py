@@ -90,6 +90,11 @@ async def test_browse_and_drop_samples_by_hand(tmp_path: Path) -> None:
         assert view.scroll_offset.y > 4900
         await pilot.press("home", "down", "x", "x")  # drop rows 1 and 2
         assert view.dropped == {1, 2}
+        view.writable = False  # as while a generation appends to the file
+        await pilot.press("w")
+        await pilot.pause()
+        assert view.count == 5000 and view.dropped == {1, 2}
+        view.writable = True
         await pilot.press("w")
         await pilot.pause()
         assert view.count == 4998 and not view.dropped
