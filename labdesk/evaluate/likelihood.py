@@ -68,6 +68,13 @@ class ChoiceScorer:
             tokens.pop(0)  # the template wrote its own BOS text
         return tokens
 
+    def fits(self, messages: list[dict[str, str]], options: tuple[str, ...]) -> bool:
+        """Whether the question with its longest option fits the context."""
+        longest = max(options, key=len)
+        reply = [*messages, {"role": "assistant", "content": longest}]
+        rendered = self.template.render(reply, add_generation_prompt=False)
+        return len(self._tokens(rendered)) <= self.llm.n_ctx()
+
     def option_scores(
         self, messages: list[dict[str, str]], options: tuple[str, ...]
     ) -> list[float]:

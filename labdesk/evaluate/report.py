@@ -115,13 +115,13 @@ def _knowledge(leaf: str, items: list[EvalItem], get: Lookup) -> LeafResult:
             "answer_index": item.answer_index,
         }
         for role in ROLES:
-            picked = get("choice", role, item)
-            choice = None if picked is None else int(picked["choice"])
+            picked = get("choice", role, item) or {}
+            choice = picked.get("choice")
             row[role] = {
                 "choice": choice,
                 "answer": None if choice is None else item.options[choice],
                 "correct": choice == item.answer_index,
-                "scores": None if picked is None else picked["scores"],
+                "scores": picked.get("scores"),
             }
             if choice is not None:
                 correct[role].append(float(choice == item.answer_index))

@@ -29,6 +29,7 @@ from labdesk.recipes import Recipe
 from labdesk.runs import RunPaths
 
 ROLES = ("base", "tuned")
+NOT_ASKED = "[not asked: the question does not fit the model's context]"
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class _Evaluation:
             fits = [engine.count_tokens(p) + budget <= engine.n_ctx for p in prompts]
             for item, fit in zip(todo, fits, strict=True):
                 if not fit:  # recorded, so the report says why this one has no answer
-                    self.cache.put(self.answer_key(role, item), "")
+                    self.cache.put(self.answer_key(role, item), NOT_ASKED)
             todo = [item for item, fit in zip(todo, fits, strict=True) if fit]
             requests = [
                 GenRequest(p, budget, temperature=0.0, stop=stop)
@@ -157,6 +158,11 @@ class _Evaluation:
             for done, item in enumerate(todo, 1):
                 self._check_cancel()
                 messages = _question_messages(self.recipe.system_prompt, item)
+                if not scorer.fits(
+                    messages, item.options
+                ):  # recorded: the report says "not scored"
+                    self.cache.put(self.choice_key(role, item), {"choice": None, "scores": None})
+                    continue
                 scores = scorer.option_scores(messages, item.options)
                 choice = max(range(len(scores)), key=scores.__getitem__)
                 self.cache.put(self.choice_key(role, item), {"choice": choice, "scores": scores})
@@ -167,7 +173,9 @@ class _Evaluation:
         for item in items:
             for role in ROLES:
                 answer = self.cache.get(self.answer_key(role, item))
-                if answer is not None and self.cache.get(self.verdict_key(item, answer)) is None:
+                if answer in (None, NOT_ASKED):
+                    continue  # nothing to judge; the report shows the answer's note
+                if self.cache.get(self.verdict_key(item, answer)) is None:
                     pending.append((item, answer))
         pending = list({self.verdict_key(i, a): (i, a) for i, a in pending}.values())
         if not pending:

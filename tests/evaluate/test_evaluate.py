@@ -146,3 +146,41 @@ def test_evaluate_cli_prints_the_table_from_the_cached_evaluation(
     assert "report.md" in out
     improved = next(line for line in out.splitlines() if line.startswith("improved:"))
     assert KNOWLEDGE_LEAF in improved
+
+
+def test_questions_too_long_for_the_context_are_reported_not_fatal(
+    evaluated: Evaluated, tmp_path: Path
+) -> None:
+    from labdesk.evaluate.runner import NOT_ASKED
+    from labdesk.fileio import write_json
+
+    long_question = ("Where did the cat sit? " + "The cat sat on the mat. " * 250).strip()
+    run = RunPaths(tmp_path / "long")
+    write_json(
+        run.heldout("compositional_skills__writing__long"),
+        [{"question": long_question, "answer": "On the mat."}],
+    )
+    write_json(
+        run.heldout("knowledge__stories__town_facts"),
+        {
+            "leaf": KNOWLEDGE_LEAF,
+            "kind": "knowledge",
+            "seeds": [
+                {
+                    "qa": [{"question": q, "answer": a} for q, a, _ in FACTS[:2]]
+                    + [{"question": long_question, "answer": "On the mat."}]
+                }
+            ],
+        },
+    )
+    report = evaluate_run(run, evaluated.recipe, evaluated.models)
+    rows = {row.leaf: row for row in report.leaves}
+    (skill,) = rows["compositional_skills/writing/long"].items
+    assert skill["tuned"] == {"answer": NOT_ASKED, "score": None, "reason": None}
+    knowledge = rows[KNOWLEDGE_LEAF]
+    skipped = [i for i in knowledge.items if i["question"] == long_question]
+    assert (
+        skipped and skipped[0]["tuned"]["choice"] is None and skipped[0]["tuned"]["scores"] is None
+    )
+    assert knowledge.tuned is not None  # the items that fit are still scored
+    assert "not scored" in (run.evaluation / "report.md").read_text(encoding="utf-8")
