@@ -28,6 +28,7 @@ SCREENS_HELP = {
     "train": ("Train", "Phased LoRA training with loss charts"),
     "chat": ("Chat", "Talk to the tuned model, compare with the base model"),
     "models": ("Models", "Downloaded models and what a recipe needs"),
+    "run": ("Run all", "Every stage in one go; current stages are skipped"),
 }
 
 
@@ -51,6 +52,7 @@ ACTIONS = [
     ("train", "resume", "Resume training", "Go on from the newest checkpoint"),
     ("train", "export", "Export for chat", "Merge, convert to GGUF and register the model"),
     ("models", "pull", "Pull models", "Download what the recipe needs"),
+    ("run", "start", "Run all", "Check, generate, mix, train, export and evaluate in one go"),
 ]
 """Palette commands: (screen, action on it, title, help)."""
 
@@ -73,6 +75,7 @@ class LabdeskApp(App[None]):
         "train": _lazy("train_screen", "TrainScreen"),
         "chat": _lazy("chat_screen", "ChatScreen"),
         "models": _lazy("models_screen", "ModelsScreen"),
+        "run": _lazy("run_screen", "RunScreen"),
     }
     DEFAULT_MODE = "taxonomy"
     """Opened first, straight away (no blank screen before it)."""
@@ -83,6 +86,7 @@ class LabdeskApp(App[None]):
         Binding("f4", "switch_mode('train')", "Train"),
         Binding("f5", "switch_mode('chat')", "Chat"),
         Binding("f6", "switch_mode('models')", "Models"),
+        Binding("f7", "switch_mode('run')", "Run all"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 

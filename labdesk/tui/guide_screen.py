@@ -25,6 +25,8 @@ student model is tuned in phases so new knowledge does not wash out what it alre
    then skills with replay. The memory plan is shown before you start; a stopped run resumes.
 4. **Chat** (F5): talk to the tuned model, or put it side by side with the base model.
 5. **Models** (F6): what is downloaded and what the chosen recipe still needs.
+6. **Run all** (F7): every step above in one go, then an evaluation of base against tuned;
+   steps whose inputs did not change are skipped, and a stopped run resumes.
 
 A **recipe** picks the teacher, judge and student and every setting; `demo` runs the whole
 flow offline in minutes with tiny models (their text is nonsense, the pipeline is real).
@@ -33,7 +35,7 @@ flow offline in minutes with tiny models (their text is nonsense, the pipeline i
 
 | key | does |
 |---|---|
-| F1 … F6 | guide, taxonomy, generate, train, chat, models |
+| F1 … F7 | guide, taxonomy, generate, train, chat, models, run all |
 | ctrl+p | command palette: every screen and action by name |
 | ctrl+s | save the leaf being edited |
 | ctrl+n | new leaf from a template |
