@@ -77,6 +77,12 @@ def test_models_screen(workspace_home: Path, snap_compare: Snap) -> None:
     )
 
 
+def test_run_screen(workspace_home: Path, snap_compare: Snap) -> None:
+    assert snap_compare(
+        LabdeskApp(snapshot=True, mode="run"), terminal_size=SIZE, run_before=settle
+    )
+
+
 @pytest.fixture(autouse=True)
 def _same_user(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USER", "snapshot")
