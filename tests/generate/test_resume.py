@@ -48,7 +48,16 @@ def _samples(run: RunPaths) -> tuple[list[str], list[str]]:
 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path, stories_gguf: Path) -> None:
     ws = Workspace.open(tmp_path / "home")
-    overrides = ["generate.samples_per_leaf=3", "generate.min_pair_score=2"]
+    # One sequence at a time, no prompt-prefix reuse: llama.cpp's floating-point results depend
+    # slightly on which sequences share a batch and on KV computed by earlier calls, so only
+    # then is "the same requests give the same replies" exact, and this test is about our
+    # resume logic, not about the engine's batch invariance.
+    overrides = [
+        "generate.samples_per_leaf=3",
+        "generate.min_pair_score=2",
+        "engine.parallel=1",
+        "engine.reuse_prefix=false",
+    ]
     recipe = write_recipe(tmp_path, stories_gguf, *overrides)
     taxonomy = copy_taxonomy(tmp_path / "taxonomy")
     assert recipe.source is not None
@@ -64,7 +73,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path, stories_
     child = subprocess.Popen([sys.executable, "-c", CHILD, *args])
     try:
         deadline = time.monotonic() + 240
-        while _lines(cache) < 6 and child.poll() is None and time.monotonic() < deadline:
+        while _lines(cache) < 4 and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert child.poll() is None, "the child finished before it could be killed"
         os.kill(child.pid, signal.SIGKILL)
@@ -85,4 +94,4 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path, stories_
     assert sorted(accepted) == sorted(expected_accepted)
     assert sorted(rejected) == sorted(expected_rejected)
     assert accepted or rejected
-    assert replies_before >= 6  # the resumed run had cached replies to reuse
+    assert replies_before >= 4  # the resumed run had cached replies to reuse
