@@ -13,7 +13,6 @@ the same prompt from the call before (warm, as in a chat's later turns).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +21,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-# Run as a script, bench/ comes first on sys.path, and bench/gguf.py would shadow the `gguf`
-# package the engine imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from labdesk.chat import LAB_CHAT_TEMPLATE, ChatSession, Chatter  # noqa: E402
-from labdesk.models.engine import Engine  # noqa: E402
-from labdesk.recipes import EngineSettings  # noqa: E402
+from labdesk.chat import LAB_CHAT_TEMPLATE, ChatSession, Chatter
+from labdesk.models.engine import Engine
+from labdesk.recipes import EngineSettings
 
 DEFAULT_GGUF = Path(__file__).resolve().parents[2] / "shared/fixtures/stories260K/stories260K.gguf"
 SYSTEM = "I am a helpful assistant, trained with the LAB method."

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from labdesk.chat.template import LAB_CHAT_TEMPLATE
 from labdesk.resources import package_file
 
 BuiltinName = Literal["tiny-teacher", "tiny-student"]
@@ -36,16 +37,6 @@ TokenizerKind = Literal["spm", "bpe"]
 EOS = "<|endoftext|>"
 CHAT_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>")
 PAD = "<|pad|>"
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{ '<|system|>\\n' + message['content'] + '\\n' }}"
-    "{% elif message['role'] == 'user' %}{{ '<|user|>\\n' + message['content'] + '\\n' }}"
-    "{% elif message['role'] == 'assistant' %}"
-    "{{ '<|assistant|>\\n' + message['content'] + '<|endoftext|>' }}"
-    "{% if not loop.last %}{{ '\\n' }}{% endif %}"
-    "{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
-)
 _BUILD_VERSION = 1
 """Bump when a change here should rebuild models already cached under ``builtin/``."""
 
@@ -178,7 +169,7 @@ def _train_tokenizer(spec: TinySpec, out_dir: Path) -> Any:
         additional_special_tokens=list(CHAT_MARKERS),
         clean_up_tokenization_spaces=False,
     )
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = LAB_CHAT_TEMPLATE
     return tokenizer
 
 

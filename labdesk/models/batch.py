@@ -11,6 +11,7 @@ once into a spare sequence and its KV cells are shared into each slot with
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import threading
@@ -44,9 +45,22 @@ class _Slot:
     generated: int = 0
     last: int = -1  # sampled token waiting to be decoded
     batch_row: int = -1  # row of this slot's logits in the current batch, -1 if none
+    # Decoded incrementally, so each token costs the same however long the answer grows; a
+    # multi-byte character split across tokens waits in the decoder until it is whole.
+    _decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")("ignore")
+    )
+    _text: str = ""
+
+    def add(self, piece: bytes) -> str:
+        """Append one token's bytes; returns the text they complete."""
+        self.out += piece
+        new = self._decoder.decode(piece)
+        self._text += new
+        return new
 
     def text(self) -> str:
-        return self.out.decode("utf-8", "ignore")
+        return self._text
 
 
 class BatchDecoder:
@@ -221,11 +235,13 @@ class BatchDecoder:
         if llama_cpp.llama_vocab_is_eog(self.engine.vocab, token):
             return "stop"
         slot.generated += 1
-        slot.out += self.engine.token_bytes(token)
+        new = slot.add(self.engine.token_bytes(token))
         slot.last = token
-        if slot.request.stop:
-            text = slot.text()
-            if any(s in text for s in slot.request.stop):
+        if slot.request.stop and new:
+            # only a stop string that ends inside the new text can be new
+            reach = len(new) + max(len(s) for s in slot.request.stop) - 1
+            window = slot.text()[-reach:]
+            if any(s in window for s in slot.request.stop):
                 return "stop"
         if slot.generated >= slot.limit:
             return "length"

@@ -12,10 +12,10 @@ import json
 import shutil
 from pathlib import Path
 
+from labdesk.chat.template import LAB_CHAT_TEMPLATE
 from labdesk.fileio import write_json, write_jsonl
 from labdesk.recipes import Recipe, load_recipe
 from labdesk.runs import RunPaths
-from labdesk.tinymodels import CHAT_TEMPLATE
 
 KNOWLEDGE_LEAF = "knowledge/stories/town_facts"
 SKILL_LEAF = "compositional_skills/writing/rhyme"
@@ -32,7 +32,7 @@ def make_student(stories_hf: Path, dest: Path) -> Path:
     shutil.copytree(stories_hf, dest)
     config_path = dest / "tokenizer_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["chat_template"] = CHAT_TEMPLATE
+    config["chat_template"] = LAB_CHAT_TEMPLATE
     config_path.chmod(0o644)
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     for file in dest.iterdir():

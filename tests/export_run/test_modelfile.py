@@ -2,14 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from labdesk.chat.template import derive_chat_format
+from labdesk.chat.template import LAB_CHAT_TEMPLATE, derive_chat_format
 from labdesk.errors import ModelError
 from labdesk.export.modelfile import render_modelfile
-from labdesk.tinymodels import CHAT_TEMPLATE
 
 
 def test_modelfile_carries_template_system_stops_and_parameters() -> None:
-    fmt = derive_chat_format(CHAT_TEMPLATE)
+    fmt = derive_chat_format(LAB_CHAT_TEMPLATE)
     text = render_modelfile("m-q4_k_m.gguf", fmt, 'Say "hi".', temperature=0.2, num_ctx=2048)
     lines = text.splitlines()
     assert lines[1] == "FROM ./m-q4_k_m.gguf"
@@ -21,4 +20,4 @@ def test_modelfile_carries_template_system_stops_and_parameters() -> None:
 
 def test_text_that_cannot_be_quoted_in_a_modelfile_is_refused() -> None:
     with pytest.raises(ModelError, match="cannot quote"):
-        render_modelfile("m.gguf", derive_chat_format(CHAT_TEMPLATE), 'a """ b')
+        render_modelfile("m.gguf", derive_chat_format(LAB_CHAT_TEMPLATE), 'a """ b')
