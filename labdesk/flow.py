@@ -84,7 +84,7 @@ def run_flow(
 
     run = RunPaths(ws.run_dir(run_name or recipe.name))
     run.root.mkdir(parents=True, exist_ok=True)
-    write_json(run.root / "recipe.json", recipe.model_dump(mode="json"))
+    write_json(run.recipe, recipe.model_dump(mode="json"))
     state = _State(run.root / "state.json")
     result = FlowResult(run)
     if recipe.teacher.builtin:

@@ -7,6 +7,7 @@ stage owns its section and reads nothing else.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -253,6 +254,27 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe
             hint="see the field list with `labdesk recipes show NAME`",
         ) from None
     recipe.source = path
+    return recipe
+
+
+def load_run_recipe(
+    recorded: Path, name_or_path: str | None, overrides: list[str] | None = None
+) -> Recipe:
+    """A run's recipe: the one named, else the one the run recorded (`recorded`), else demo."""
+    if name_or_path is not None or not recorded.is_file():
+        return load_recipe(name_or_path or "demo", overrides)
+    data = json.loads(recorded.read_text(encoding="utf-8"))
+    for item in overrides or []:
+        apply_override(data, item)
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"the recipe this run recorded no longer loads: {exc.errors()[0]['msg']}",
+            where=str(recorded),
+            hint="name the recipe to use with --recipe",
+        ) from None
+    recipe.source = recorded
     return recipe
 
 

@@ -32,6 +32,11 @@ PHASES = ("knowledge_1", "knowledge_2", "skills")
 class RunPaths:
     root: Path
 
+    @property
+    def recipe(self) -> Path:
+        """The recipe (overrides applied) the run was last run with, as JSON."""
+        return self.root / "recipe.json"
+
     # generate
     @property
     def generated(self) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from labdesk.cli.runargs import add_run_arguments, open_run
+
 if TYPE_CHECKING:
     from labdesk.evaluate.report import Report
 
@@ -13,11 +15,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "evaluate", help="did the run teach the model? base vs tuned per leaf, with the answers"
     )
-    parser.add_argument("run", help="run name under the workspace")
-    parser.add_argument("--recipe", default="demo", help="the recipe the run was trained with")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field"
-    )
+    add_run_arguments(parser, run_positional=True)
     parser.add_argument("--answers", action="store_true", help="print every question and answer")
     parser.set_defaults(handler=_evaluate)
 
@@ -29,14 +27,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from labdesk.evaluate.runner import EvalModels, evaluate_run
     from labdesk.export.run_export import export_run
     from labdesk.models.store import resolve_model
-    from labdesk.recipes import load_recipe
-    from labdesk.runs import RunPaths
     from labdesk.train.phases import resolve_student
-    from labdesk.workspace import Workspace
 
-    recipe = load_recipe(args.recipe, args.set)
-    ws = Workspace.open()
-    run = RunPaths(ws.run_dir(args.run))
+    recipe, run, ws = open_run(args)
     judge = resolve_model(recipe.judge or recipe.teacher, ws, want="gguf")
     with ProgressRenderer() as render:
         # Export is resumable: this is free when the run was exported already.

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labdesk.cli.runargs import add_run_arguments, open_run
+
 if TYPE_CHECKING:
     from labdesk.generate import GenerationReport
 
@@ -18,8 +20,7 @@ def register(sub: Any) -> None:
         "Work is kept as it is decided: an interrupted run resumes where it stopped, and a "
         "leaf whose content, generate settings and models are unchanged is not generated again.",
     )
-    parser.add_argument("--recipe", default="demo", help="recipe name or .yaml path")
-    parser.add_argument("--run", default="default", help="run name under the workspace")
+    add_run_arguments(parser)
     parser.add_argument(
         "--leaf",
         action="append",
@@ -36,9 +37,6 @@ def register(sub: Any) -> None:
         metavar="N",
         help="try N samples per leaf and print them with the judge's verdicts; writes nothing",
     )
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field"
-    )
     parser.set_defaults(handler=_generate)
 
 
@@ -46,14 +44,11 @@ def _generate(args: argparse.Namespace) -> int:
     from labdesk.cli.render import ProgressRenderer, console
     from labdesk.errors import Cancelled, ConfigError
     from labdesk.generate import run_generation
-    from labdesk.recipes import load_recipe
     from labdesk.taxonomy import load_taxonomy
-    from labdesk.workspace import Workspace
 
     if args.preview is not None and args.preview < 1:
         raise ConfigError("--preview needs a number of samples of at least 1")
-    ws = Workspace.open()
-    recipe = load_recipe(args.recipe, args.set)
+    recipe, run, ws = open_run(args, record=args.preview is None)  # a preview writes nothing
     taxonomy = load_taxonomy(args.taxonomy or ws.ensure_taxonomy())
     if not taxonomy.leaves:
         raise ConfigError(
@@ -61,7 +56,7 @@ def _generate(args: argparse.Namespace) -> int:
             where=str(taxonomy.root),
             hint="check it with `labdesk taxonomy check`",
         )
-    run_dir = ws.run_dir(args.run)
+    run_dir = run.root
     with ProgressRenderer() as render:
         try:
             report = run_generation(

@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from labdesk.cli.runargs import add_run_arguments, open_run
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("mix", help="build the knowledge and skills datasets with replay")
-    parser.add_argument("--recipe", default="demo", help="recipe name or .yaml path")
-    parser.add_argument("--run", default="default", help="run name under the workspace")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field"
-    )
+    add_run_arguments(parser)
     parser.set_defaults(handler=_mix)
 
 
@@ -20,13 +18,9 @@ def _mix(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from labdesk.cli.render import ProgressRenderer, console
-    from labdesk.recipes import load_recipe
-    from labdesk.runs import RunPaths
     from labdesk.train.mix import mix_run
-    from labdesk.workspace import Workspace
 
-    recipe = load_recipe(args.recipe, args.set)
-    run = RunPaths(Workspace.open().run_dir(args.run))
+    recipe, run, _ = open_run(args)
     with ProgressRenderer() as render:
         composition = mix_run(run, recipe.mix, recipe.system_prompt, render)
     table = Table("phase", "source", "samples", "share of phase")

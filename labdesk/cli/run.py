@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labdesk.cli.runargs import add_run_arguments, open_run
+
 if TYPE_CHECKING:
     from labdesk.flow import FlowResult
 
@@ -15,14 +17,8 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "run", help="taxonomy → generate → mix → train → export → evaluate, in one go"
     )
-    parser.add_argument(
-        "--recipe", default="demo", help="recipe name or .yaml path (default: demo)"
-    )
-    parser.add_argument("--run", dest="run_name", help="run name (default: the recipe's name)")
+    add_run_arguments(parser)
     parser.add_argument("--taxonomy", type=Path, help="taxonomy folder (default: the workspace's)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field"
-    )
     parser.add_argument(
         "--format", choices=["human", "json"], default="human", help="how to print the summary"
     )
@@ -32,14 +28,11 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from labdesk.cli.render import ProgressRenderer
     from labdesk.flow import run_flow
-    from labdesk.recipes import load_recipe
-    from labdesk.workspace import Workspace
 
-    recipe = load_recipe(args.recipe, args.set)
-    ws = Workspace.open()
+    recipe, run, ws = open_run(args)
     with ProgressRenderer() as render:
         result = run_flow(
-            recipe, ws, run_name=args.run_name, taxonomy_root=args.taxonomy, reporter=render
+            recipe, ws, run_name=run.root.name, taxonomy_root=args.taxonomy, reporter=render
         )
     if args.format == "json":
         stages = [

@@ -5,33 +5,25 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from labdesk.cli.runargs import add_run_arguments, open_run
 from labdesk.runs import PHASES
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("train", help="tune the student on the mixed data, phase by phase")
-    parser.add_argument("--recipe", default="demo", help="recipe name or .yaml path")
-    parser.add_argument("--run", default="default", help="run name under the workspace")
+    add_run_arguments(parser)
     parser.add_argument(
         "--resume", action="store_true", help="skip finished phases, continue from the checkpoint"
     )
     parser.add_argument("--phase", choices=PHASES, help="train only this phase")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field"
-    )
     parser.set_defaults(handler=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
     from labdesk.cli.render import ProgressRenderer, console
-    from labdesk.recipes import load_recipe
-    from labdesk.runs import RunPaths
     from labdesk.train.phases import resolve_student, train_run
-    from labdesk.workspace import Workspace
 
-    recipe = load_recipe(args.recipe, args.set)
-    ws = Workspace.open()
-    run = RunPaths(ws.run_dir(args.run))
+    recipe, run, ws = open_run(args)
     student = resolve_student(recipe.student, ws)
     with ProgressRenderer() as render:
         losses = train_run(run, recipe, student, render, resume=args.resume, only_phase=args.phase)

@@ -2,6 +2,10 @@
 
 Everything is real: the tiny teacher and student are built in each workspace, generation runs on
 llama.cpp, training on torch, export writes and quantizes GGUF, evaluation judges with the teacher.
+
+The runs here decode one sequence at a time: the resumed run must reproduce the uninterrupted one
+sample for sample, and llama.cpp's batched logits are not bit-identical across different batch
+mixes (a resumed run batches different requests together), which can flip a sampled token.
 """
 
 from __future__ import annotations
@@ -26,11 +30,22 @@ pytestmark = pytest.mark.slow
 
 STAGES = ["generate", "mix", "train", "export", "evaluate"]
 TIMEOUT = 1500
+SEQUENTIAL = ["--set", "engine.parallel=1", "--set", "engine.reuse_prefix=false"]
 
 
 def _command(home: Path) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "LABDESK_HOME": str(home)}
-    cmd = [sys.executable, "-m", "labdesk", "run", "--recipe", "demo", "--format", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "labdesk",
+        "run",
+        "--recipe",
+        "demo",
+        "--format",
+        "json",
+        *SEQUENTIAL,
+    ]
     return cmd, env
 
 
