@@ -18,8 +18,9 @@ from rich.progress import (
 
 from labdesk.events import Event
 
-console = Console()
-console_err = Console(stderr=True)
+# soft_wrap: long lines (paths above all) stay whole when output is piped or logged.
+console = Console(soft_wrap=True)
+console_err = Console(stderr=True, soft_wrap=True)
 
 
 class ProgressRenderer:
