@@ -2,7 +2,7 @@
 
 Packed rows are fed with restarting position ids and no attention mask; transformers then
 builds a block-diagonal causal mask from the position ids, so samples in one row never see
-each other (checked numerically in tests/train/test_packing.py).
+each other (checked numerically in tests/train/test_data.py).
 """
 
 from __future__ import annotations
