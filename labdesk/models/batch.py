@@ -6,7 +6,8 @@ newly started ones). A finished sequence frees its slot for the next request at 
 
 The prompt prefix every request shares (a leaf's instructions and seed examples) is evaluated
 once into a spare sequence and its KV cells are shared into each slot with
-`llama_memory_seq_cp`, so only each request's own tail is computed.
+`llama_memory_seq_cp` (the cache is unified when prefix reuse is on, see engine.py), so only
+each request's own tail is computed.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ class BatchDecoder:
         pending = deque(range(len(self.requests)))
         free = list(range(engine.parallel - 1, -1, -1))
         try:
-            self._load_prefix(batch, capacity, mem)
+            if engine.reuse_prefix:  # without it there is no spare sequence (stream) at all
+                self._load_prefix(batch, capacity, mem)
             while pending or self.slots:
                 if self.cancel is not None and self.cancel.is_set():
                     yield from self._cancel_all(pending, mem)
@@ -206,16 +208,21 @@ class BatchDecoder:
         )
 
     def _fill_batch(self, batch: Any, capacity: int) -> None:
-        """One token for every generating slot, then prompt chunks in the room that is left."""
+        """One token for every generating slot, then prompt chunks in the room that is left.
+
+        Rows go in sequence-id order: llama.cpp splits a multi-stream batch into micro-batches
+        of consecutive sequence ids, so any other order would cut it into more, smaller ones.
+        """
         n = 0
-        for seq, slot in self.slots.items():
+        ordered = sorted(self.slots.items())
+        for seq, slot in ordered:
             slot.batch_row = -1
             if not slot.feed:
                 _put(batch, n, slot.last, slot.pos, seq, True)
                 slot.batch_row = n
                 slot.pos += 1
                 n += 1
-        for seq, slot in self.slots.items():
+        for seq, slot in ordered:
             if not slot.feed or n >= capacity:
                 continue
             chunk, slot.feed = slot.feed[: capacity - n], slot.feed[capacity - n :]

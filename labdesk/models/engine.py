@@ -84,8 +84,16 @@ class Engine:
 
         gpu_layers = resolve_gpu_layers(settings.n_gpu_layers)
         self.device = gpu_device() if gpu_layers > 0 else "cpu"
-        # One shared (unified) KV cache: a prompt prefix copied to several sequences is stored
-        # once; every sequence may grow to n_ctx tokens.
+        # KV layout, measured in bench/engine.py (prompts of ~500 tokens, 8 sequences):
+        # - prefix reuse on: one unified cache. The shared prefix's cells are stored once and
+        #   shared by every slot, so attention spans little more than one prompt; separate
+        #   streams would need a whole-stream copy per request (llama.cpp copies between
+        #   streams only whole), which measured 1.7x slower end to end.
+        # - prefix reuse off: one stream of n_ctx cells per sequence. In a unified cache each
+        #   token's attention would span every sequence's cells (1.4x slower end to end).
+        # Either way at most n_ctx x parallel cells are in use.
+        unified = settings.reuse_prefix
+        n_seq = settings.parallel + (1 if unified else 0)  # + the spare prefix sequence
         n_ctx_total = settings.n_ctx * settings.parallel
         check_fits(
             plan_memory(info, n_ctx_total=n_ctx_total, n_batch=_N_BATCH, gpu_layers=gpu_layers),
@@ -101,8 +109,8 @@ class Engine:
         cparams.n_ctx = n_ctx_total
         cparams.n_batch = _N_BATCH
         cparams.n_ubatch = _N_BATCH
-        cparams.n_seq_max = settings.parallel + 1  # one extra sequence holds the shared prefix
-        cparams.kv_unified = True
+        cparams.n_seq_max = n_seq
+        cparams.kv_unified = unified
         threads = settings.n_threads or _physical_cores()
         cparams.n_threads = threads
         cparams.n_threads_batch = threads

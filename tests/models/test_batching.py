@@ -169,3 +169,15 @@ def test_prefix_kept_between_calls_gives_identical_output(stories_gguf: Path) ->
     computed = engine.stats.prompt_computed - before
     total = sum(len(engine.tokenize(r.prompt)) for r in later)
     assert computed < total - 2 * (held - 5)  # the two stories were not computed again
+
+
+def test_kv_layout_follows_prefix_reuse(stories_gguf: Path) -> None:
+    """Reuse on: one unified cache the slots share prefix cells in; off: a stream per slot."""
+    import llama_cpp
+
+    shared = load(stories_gguf, n_ctx=256, parallel=4, reuse_prefix=True)
+    split = load(stories_gguf, n_ctx=256, parallel=4, reuse_prefix=False)
+    assert llama_cpp.llama_n_ctx_seq(shared.ctx) == 256 * 4
+    assert llama_cpp.llama_n_ctx_seq(split.ctx) == 256
+    assert llama_cpp.llama_n_seq_max(shared.ctx) == 5  # the spare prefix sequence
+    assert llama_cpp.llama_n_seq_max(split.ctx) == 4
