@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +65,18 @@ class _State:
         write_json(self.path, self.stages)
 
 
+def set_aside(folder: Path) -> Path | None:
+    """Move a stage's old outputs out of the way (never delete a user's checkpoints)."""
+    if not folder.exists():
+        return None
+    for n in range(1, 10_000):
+        target = folder.with_name(f"{folder.name}.old-{n}")
+        if not target.exists():
+            folder.rename(target)
+            return target
+    raise OSError(f"too many old copies beside {folder}")
+
+
 def _key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -112,8 +123,10 @@ def run_flow(
             result.stages.append(StageOutcome(name, "skipped", 0.0))
             reporter(Event("run", "message", f"{name}: up to date", step=name))
             return
-        if status == "new" and restart is not None:
-            shutil.rmtree(restart, ignore_errors=True)  # made from other inputs: start clean
+        if status == "new" and restart is not None and (kept := set_aside(restart)):
+            reporter(
+                Event("run", "warning", f"{name}: inputs changed; earlier results kept in {kept}")
+            )
         resume = status == "running"
         reporter(Event("run", "start", f"{name}{' (resuming)' if resume else ''}", step=name))
         state.mark(name, key, "running")
