@@ -114,9 +114,8 @@ def prefix_reuse(path: Path, threads: int, n_requests: int, repeats: int) -> Non
         for i in range(n_requests)
     ]
     prompt_only = [GenRequest(r.prompt, max_tokens=1) for r in requests]
-    # The engine keeps the last call's prefix; an unrelated short prompt evicts it, so "cold"
-    # rows compute the shared prefix once per call, as a leaf's first step does.
-    evict = [GenRequest("unrelated", max_tokens=1)]
+    # The engine keeps what earlier calls computed; "cold" rows drop it first, so they compute
+    # the shared prefix once per call, as a leaf's first step does.
     print(f"\n  leaf-like workload: {n_requests} requests sharing a prefix, 8 parallel")
     print(f"  {'':<34}{'reuse off':>11}{'reuse on':>11}{'speed-up':>10}")
     rows: dict[str, list[float]] = {}
@@ -132,19 +131,19 @@ def prefix_reuse(path: Path, threads: int, n_requests: int, repeats: int) -> Non
 
             def run(e: Engine = engine, b: list[GenRequest] = batch, c: bool = cold) -> int:
                 if c:
-                    e.generate(evict)
+                    e.forget()
                 return len(e.generate(b))
 
             rows.setdefault(label, []).append(_best(run, repeats)[0])
         if reuse:
             mean_prompt = statistics.mean(engine.count_tokens(r.prompt) for r in requests)
-            shared_tokens = len(engine.prefix_cache)
+            shared_tokens = len(engine.kv_tokens[engine.parallel])  # the spare sequence
         engine.close()
     for label, (off, on) in rows.items():
         print(f"  {label:<34}{off:>10.3f}s{on:>10.3f}s{off / on:>9.1f}×")
     print(f"  (prompts of {mean_prompt:.0f} tokens; {shared_tokens} shared)")
     print("  ('prefix kept': the previous call left the shared prefix in the cache, as a leaf's")
-    print("   next step or a chat's next turn finds it; the evicting call is timed with cold rows)")
+    print("   next step or a chat's next turn finds it)")
 
 
 def main() -> None:

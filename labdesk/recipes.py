@@ -64,7 +64,8 @@ class EngineSettings(_Section):
     )
     reuse_prefix: bool = Field(
         True,
-        description="Evaluate the prompt prefix shared by a batch once and reuse its KV cache.",
+        description="Start each request from the longest prompt prefix already in the KV cache "
+        "(a batch's shared instructions, earlier requests, earlier chat turns).",
     )
 
 

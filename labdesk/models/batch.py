@@ -4,10 +4,14 @@ Up to `parallel` sequences live in one context, each with its own sequence id an
 chain; every `llama_decode` call advances all of them by one token (and feeds prompt chunks of
 newly started ones). A finished sequence frees its slot for the next request at once.
 
-The prompt prefix every request shares (a leaf's instructions and seed examples) is evaluated
-once into a spare sequence and its KV cells are shared into each slot with
-`llama_memory_seq_cp` (the cache is unified when prefix reuse is on, see engine.py), so only
-each request's own tail is computed.
+Nothing computed is thrown away while it may serve again: each sequence keeps its KV cells
+after its request ends, and the engine remembers which tokens every sequence holds
+(`Engine.kv_tokens`). A new request starts from the longest prefix of its prompt that any
+sequence holds — the shared instructions of a leaf's step, the previous request, a chat's
+earlier turns — copied into its slot with `llama_memory_seq_cp` (each sequence has its own
+KV stream, see engine.py), so only the rest is computed. The prompt prefix every
+request of a call shares is computed once, first, into a spare sequence, so requests starting
+together need not each compute it.
 """
 
 from __future__ import annotations
@@ -89,8 +93,8 @@ class BatchDecoder:
         self.slots: dict[int, _Slot] = {}  # seq id -> live slot
 
     def _shared_prefix_len(self) -> int:
-        """Tokens every prompt starts with (one prompt: all but its last), if worth sharing."""
-        if not self.prompts:
+        """Tokens every prompt starts with, if there are several prompts and it is worth it."""
+        if len(self.prompts) < 2:
             return 0
         first = self.prompts[0]
         n = min(len(p) for p in self.prompts) - 1  # every slot keeps >= 1 token to get logits
@@ -121,24 +125,29 @@ class BatchDecoder:
 
         engine = self.engine
         mem = llama_cpp.llama_get_memory(engine.ctx)
-        for seq in range(engine.parallel):
-            llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
         capacity = max(512, engine.parallel)
         batch = llama_cpp.llama_batch_init(capacity, 0, 1)
         pending = deque(range(len(self.requests)))
         free = list(range(engine.parallel - 1, -1, -1))
         try:
-            if engine.reuse_prefix:  # without it there is no spare sequence (stream) at all
+            if self.prefix_len:
                 self._load_prefix(batch, capacity, mem)
             while pending or self.slots:
                 if self.cancel is not None and self.cancel.is_set():
-                    yield from self._cancel_all(pending, mem)
+                    yield from self._cancel_all(pending)
                     return
                 while free and pending:
-                    self._start(pending.popleft(), free.pop(), mem)
-                self._fill_batch(batch, capacity)
+                    index = pending.popleft()
+                    seq = max(free, key=lambda s: self._held(s, self.prompts[index]))
+                    free.remove(seq)
+                    self._start(index, seq, mem)
+                placed = self._fill_batch(batch, capacity)
                 status = llama_cpp.llama_decode(engine.ctx, batch)
-                if status != 0:
+                if status == 0:
+                    for seq, tokens in placed.items():
+                        engine.kv_tokens[seq] += tokens
+                else:
+                    engine.forget()
                     raise ModelError(
                         f"llama.cpp decode failed (status {status})",
                         where=str(engine.path),
@@ -151,7 +160,7 @@ class BatchDecoder:
                     if reason is None:
                         yield slot.index, None
                         continue
-                    result = self._finish(slot, reason, mem)
+                    result = self._finish(slot, reason)
                     free.append(seq)
                     yield slot.index, result
         finally:
@@ -161,64 +170,81 @@ class BatchDecoder:
             llama_cpp.llama_batch_free(batch)
 
     def _load_prefix(self, batch: Any, capacity: int, mem: Any) -> None:
-        """Make the spare sequence hold the shared prefix, keeping what the last call left.
-
-        Consecutive calls often share more than their own requests do (a leaf's steps, the
-        turns of a chat): only the tokens past the common part are computed again.
-        """
+        """Make the spare sequence hold the prefix all prompts share, computing what no
+        sequence holds yet (a leaf's next step often finds its instructions there already)."""
         import llama_cpp
 
         engine = self.engine
-        new = self.prompts[0][: self.prefix_len] if self.prefix_len else []
-        keep = _common_len(engine.prefix_cache, new, len(new))
-        llama_cpp.llama_memory_seq_rm(mem, self.prefix_seq, keep, -1)
-        engine.prefix_cache = new[:keep]
+        new = self.prompts[0][: self.prefix_len]
+        keep = self._share(self.prefix_seq, new, len(new), mem)
         for start in range(keep, len(new), capacity):
             chunk = new[start : start + capacity]
             for i, token in enumerate(chunk):
                 _put(batch, i, token, start + i, self.prefix_seq, False)
             batch.n_tokens = len(chunk)
             if llama_cpp.llama_decode(engine.ctx, batch) != 0:
-                llama_cpp.llama_memory_clear(mem, True)
-                engine.prefix_cache = []
+                engine.forget()
                 raise ModelError("llama.cpp failed on the shared prompt prefix")
-        engine.prefix_cache = new
-        # Each prompt gets the whole prefix; only its part past `keep` was computed, once.
-        engine.stats.prompt_reused += len(new) * len(self.prompts) - (len(new) - keep)
+            engine.kv_tokens[self.prefix_seq] += chunk
         engine.stats.prompt_computed += len(new) - keep
 
-    def _start(self, index: int, seq: int, mem: Any) -> None:
+    def _held(self, seq: int, tokens: Sequence[int]) -> int:
+        """How many leading tokens of `tokens` sequence `seq` already holds."""
+        return _common_len(self.engine.kv_tokens[seq], tokens, len(tokens) - 1)
+
+    def _share(self, seq: int, tokens: list[int], limit: int, mem: Any) -> int:
+        """Give `seq` the longest prefix of `tokens` (at most `limit`) any sequence holds.
+
+        Returns its length; the sequence keeps nothing else. With reuse off it keeps nothing.
+        """
         import llama_cpp
 
+        engine = self.engine
+        held = engine.kv_tokens
+        best, source = 0, seq
+        if engine.reuse_prefix:
+            for other in [seq, *(o for o in range(len(held)) if o != seq)]:
+                n = _common_len(held[other], tokens, limit)
+                if n > best:
+                    best, source = n, other
+        if source != seq:  # llama.cpp copies between streams only whole
+            llama_cpp.llama_memory_seq_cp(mem, source, seq, -1, -1)
+        llama_cpp.llama_memory_seq_rm(mem, seq, best, -1)
+        held[seq] = tokens[:best]
+        engine.stats.prompt_reused += best
+        return best
+
+    def _start(self, index: int, seq: int, mem: Any) -> None:
         request = self.requests[index]
         tokens = self.prompts[index]
-        llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
-        if self.prefix_len:
-            llama_cpp.llama_memory_seq_cp(mem, self.prefix_seq, seq, -1, -1)
-        self.engine.stats.prompt_computed += len(tokens) - self.prefix_len
+        keep = self._share(seq, tokens, len(tokens) - 1, mem)  # >= 1 token left to get logits
+        self.engine.stats.prompt_computed += len(tokens) - keep
         self.slots[seq] = _Slot(
             index=index,
             seq=seq,
             request=request,
             sampler=Sampler(self.engine, request, self.grammars[index]),
             prompt_tokens=len(tokens),
-            feed=tokens[self.prefix_len :],
-            pos=self.prefix_len,
+            feed=tokens[keep:],
+            pos=keep,
             limit=min(request.max_tokens, self.engine.n_ctx - len(tokens)),
         )
 
-    def _fill_batch(self, batch: Any, capacity: int) -> None:
+    def _fill_batch(self, batch: Any, capacity: int) -> dict[int, list[int]]:
         """One token for every generating slot, then prompt chunks in the room that is left.
 
-        Rows go in sequence-id order: llama.cpp splits a multi-stream batch into micro-batches
-        of consecutive sequence ids, so any other order would cut it into more, smaller ones.
+        Returns the tokens placed per sequence. Rows go in sequence-id order: llama.cpp splits
+        a multi-stream batch into micro-batches of consecutive sequence ids, so any other order
+        would cut it into more, smaller ones.
         """
         n = 0
+        placed: dict[int, list[int]] = {}
         ordered = sorted(self.slots.items())
         for seq, slot in ordered:
             slot.batch_row = -1
             if not slot.feed:
                 _put(batch, n, slot.last, slot.pos, seq, True)
+                placed[seq] = [slot.last]
                 slot.batch_row = n
                 slot.pos += 1
                 n += 1
@@ -230,10 +256,12 @@ class BatchDecoder:
                 _put(batch, n, token, slot.pos, seq, False)
                 slot.pos += 1
                 n += 1
+            placed[seq] = chunk
             if not slot.feed:  # the prompt's last token: its logits give the first answer token
                 batch.logits[n - 1] = True
                 slot.batch_row = n - 1
         batch.n_tokens = n
+        return placed
 
     def _accept(self, slot: _Slot, token: int) -> FinishReason | None:
         """Record a sampled token; the finish reason once the sequence is done."""
@@ -254,17 +282,15 @@ class BatchDecoder:
             return "length"
         return None
 
-    def _finish(self, slot: _Slot, reason: FinishReason, mem: Any) -> GenResult:
-        import llama_cpp
-
+    def _finish(self, slot: _Slot, reason: FinishReason) -> GenResult:
+        """The slot's result; its KV cells stay for later requests to share."""
         del self.slots[slot.seq]
         slot.sampler.close()
-        llama_cpp.llama_memory_seq_rm(mem, slot.seq, -1, -1)
         return _result(slot, reason)
 
-    def _cancel_all(self, pending: deque[int], mem: Any) -> Iterator[tuple[int, GenResult]]:
+    def _cancel_all(self, pending: deque[int]) -> Iterator[tuple[int, GenResult]]:
         for slot in list(self.slots.values()):
-            yield slot.index, self._finish(slot, "cancelled", mem)
+            yield slot.index, self._finish(slot, "cancelled")
         for index in pending:
             prompt_tokens = len(self.prompts[index])
             yield index, GenResult("", 0, prompt_tokens, "cancelled")

@@ -31,9 +31,9 @@ generate:
   max_rounds: 2
   temperature: 0.8
   seed: 7
-  # stories260K writes about Lily in most of its stories: a recipe blocklist word that
-  # rejects some samples in every pipeline, so each one shows its rejected-sample records.
-  blocklist: [Lily]
+  # stories260K's favourite words: a recipe blocklist that rejects some samples (not all) in
+  # every pipeline, so each one shows its rejected-sample records.
+  blocklist: [Lily, play, love]
 """
 
 
