@@ -151,6 +151,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--wall", action="store_true", help="time by the clock, not CPU time")
+    parser.add_argument(
+        "--gguf", type=Path, action="append", help="measure this GGUF instead (repeatable)"
+    )
     args = parser.parse_args()
     global CLOCK
     if args.wall:
@@ -160,19 +163,23 @@ def main() -> None:
     )
     repeats = 1 if args.quick else 3
     with tempfile.TemporaryDirectory() as tmp:
-        big = write_random_llama(
-            Path(tmp) / "random-20M.gguf",
-            tokenizer_from=STORIES,
-            n_embd=512,
-            n_layer=6,
-            n_head=8,
-            n_head_kv=8,
-            n_ff=1536,
-        )
-        for title, path, tokens in (
-            ("stories260K (real, 0.26M params)", STORIES, 64),
-            ("random Llama (~19M params, F32)", big, 32),
-        ):
+        if args.gguf:
+            models = [(path.name, path, 32) for path in args.gguf]
+        else:
+            big = write_random_llama(
+                Path(tmp) / "random-20M.gguf",
+                tokenizer_from=STORIES,
+                n_embd=512,
+                n_layer=6,
+                n_head=8,
+                n_head_kv=8,
+                n_ff=1536,
+            )
+            models = [
+                ("stories260K (real, 0.26M params)", STORIES, 64),
+                ("random Llama (~19M params, F32)", big, 32),
+            ]
+        for title, path, tokens in models:
             print(f"\n== {title} ==")
             throughput(path, args.threads, n_requests=16, max_tokens=tokens, repeats=repeats)
             prefix_reuse(path, args.threads, n_requests=16, repeats=repeats)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from labdesk.errors import ModelError
 from labdesk.models.chat import ChatTemplate
 from labdesk.models.ggufinfo import GGUFInfo, read_gguf
-from labdesk.models.memory import check_fits, gpu_device, plan_memory
+from labdesk.models.memory import MemoryPlan, check_fits, gpu_device, plan_memory
 from labdesk.models.types import GenRequest, GenResult
 
 if TYPE_CHECKING:
@@ -47,6 +47,17 @@ def _init_backend() -> None:
     _log_callback = llama_cpp.llama_log_callback(on_log)
     llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
     llama_cpp.llama_backend_init()
+
+
+def sequences(settings: EngineSettings) -> int:
+    """KV sequences of a context: the slots, plus the spare one shared prefixes go to."""
+    return settings.parallel + (1 if settings.reuse_prefix else 0)
+
+
+def plan_for(info: GGUFInfo, settings: EngineSettings, gpu_layers: int) -> MemoryPlan:
+    """What loading `info` with `settings` will allocate: a KV stream of n_ctx per sequence."""
+    n_ctx_total = settings.n_ctx * sequences(settings)
+    return plan_memory(info, n_ctx_total=n_ctx_total, n_batch=_N_BATCH, gpu_layers=gpu_layers)
 
 
 def resolve_gpu_layers(setting: int | str) -> int:
@@ -89,14 +100,11 @@ class Engine:
         # the sample taxonomy with the tiny teacher took 12.9 s unified against 9.0 s in
         # streams (bench/generate.py settings; a 126M Q4_K_M teacher: 55 s against 60 s).
         # Sharing between streams copies a whole stream, cheap next to computing a prompt.
-        n_seq = settings.parallel + (1 if settings.reuse_prefix else 0)  # + the spare sequence
+        n_seq = sequences(settings)
         n_ctx_total = settings.n_ctx * n_seq
         # The tokens whose KV each sequence holds, kept after its request ends (see batch.py).
         self.kv_tokens: list[list[int]] = [[] for _ in range(n_seq)]
-        check_fits(
-            plan_memory(info, n_ctx_total=n_ctx_total, n_batch=_N_BATCH, gpu_layers=gpu_layers),
-            where=str(path),
-        )
+        check_fits(plan_for(info, settings, gpu_layers), where=str(path))
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = gpu_layers
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
