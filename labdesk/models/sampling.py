@@ -10,9 +10,10 @@ The first choice is drawn in numpy straight from the logits, without llama.cpp b
 sorting a candidate array per token (~1.3 ms with a 32K vocabulary, against ~0.1 ms here):
 greedy is an argmax; top-p draws from the whole softmax and redraws while the token falls
 outside the nucleus, which samples the nucleus exactly with no sort (`draw_top_p`). After a
-greedy refusal the best candidates are tried in order, one grammar check each; the first allowed
-is the argmax of the masked vocabulary. Only when none of the top `_GREEDY_TRIES` is allowed, or
-a sampled token is refused, does the grammar run over everything.
+greedy refusal the best candidates are tried in order, one grammar check each (~5 us); the first
+allowed is the argmax of the masked vocabulary. Only when none of the top few is allowed (one try
+per 512 tokens of vocabulary, 4 to 64: past that the full pass is cheaper), or a sampled token
+is refused, does the grammar run over everything.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def request_grammar(request: GenRequest) -> str | None:
 
 # numpy's view of llama.cpp's `llama_token_data` array (id, logit, p).
 _TOKEN_DATA = [("id", "<i4"), ("logit", "<f4"), ("p", "<f4")]
-_GREEDY_TRIES = 64
+_GREEDY_TRIES = (4, 64)
 
 
 def draw_top_p(logits: Any, temperature: float, top_p: float, rng: Any) -> int:
@@ -132,7 +133,8 @@ class Sampler:
         """The highest-logit token the grammar allows (lowest id among equals)."""
         import numpy as np
 
-        tries = min(_GREEDY_TRIES, len(logits))
+        low, high = _GREEDY_TRIES
+        tries = min(high, max(low, len(logits) // 512), len(logits))
         top = np.argpartition(logits, -tries)[-tries:]
         for token in top[np.lexsort((top, -logits[top]))]:
             if self._allowed(int(token)):
