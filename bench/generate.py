@@ -200,7 +200,7 @@ def measure(name: str, args: argparse.Namespace, home: Path) -> None:
     for label, models in (("labdesk batched", batched), ("one at a time (Llama)", single)):
         report, seconds, cpu = run(models, recipe, ws, home / "runs" / f"{name}-{label.split()[0]}")
         rows.append((label, report.accepted, report.rejected, seconds, cpu, report.teacher_tokens))
-    computed = engine.stats.prompt_computed
+    computed, reused = engine.stats.prompt_computed, engine.stats.prompt_reused
     engine.close()
 
     print(
@@ -234,7 +234,7 @@ def measure(name: str, args: argparse.Namespace, home: Path) -> None:
     print(
         f"baseline time: prompts {t_prompt:.1f}s ({n_prompt:,} tokens), generation {t_gen:.1f}s "
         f"({n_gen:,} tokens), sampling/grammar/Python {base_wall - t_prompt - t_gen:.1f}s; "
-        f"labdesk computed {computed:,} prompt tokens"
+        f"labdesk computed {computed:,} prompt tokens (and found {reused:,} in the cache)"
     )
     bound = base_wall / max(t_prompt, 1e-9)
     print(f"bound from prompts alone (generation, sampling and Python free): {bound:.2f}x")

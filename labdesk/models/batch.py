@@ -211,13 +211,13 @@ class BatchDecoder:
             llama_cpp.llama_memory_seq_cp(mem, source, seq, -1, -1)
         llama_cpp.llama_memory_seq_rm(mem, seq, best, -1)
         held[seq] = tokens[:best]
-        engine.stats.prompt_reused += best
         return best
 
     def _start(self, index: int, seq: int, mem: Any) -> None:
         request = self.requests[index]
         tokens = self.prompts[index]
         keep = self._share(seq, tokens, len(tokens) - 1, mem)  # >= 1 token left to get logits
+        self.engine.stats.prompt_reused += keep
         self.engine.stats.prompt_computed += len(tokens) - keep
         self.slots[seq] = _Slot(
             index=index,

@@ -71,7 +71,7 @@ def resolve_gpu_layers(setting: int | str) -> int:
 
 @dataclass
 class DecodeStats:
-    """Prompt tokens computed vs taken from the shared-prefix cache, since the engine loaded."""
+    """Prompt tokens computed vs found already in some sequence's cells, since loading."""
 
     prompt_computed: int = 0
     prompt_reused: int = 0
