@@ -10,18 +10,22 @@ with the same GGUF teacher (which also judges). Only the way requests reach llam
   as upstream's generator talks to llama-cpp-python (same grammar, same sampling settings;
   `Llama` itself reuses the prompt prefix it shares with the previous request).
 
-Teachers (default: both): `tiny`, the demo's 3.4M-parameter model with a 1.8K vocabulary, and
-`llama32k`, random weights with the real 32,000-token Llama-2 vocabulary (the size of the CPU
-recipe's merlinite teacher's), built from ../shared/fixtures. Or any GGUF path.
+Teachers (default: tiny and llama32k): `tiny`, the demo's 3.4M-parameter model with a 1.8K
+vocabulary; `llama32k`, random F32 weights (19M parameters, most of them the embeddings) with
+the real 32,000-token Llama-2 vocabulary from ../shared/fixtures, the size of the CPU recipe's
+merlinite teacher's; `llama32k-q4`, the same vocabulary on a 160M model quantized to Q4_K_M
+like merlinite (compute-bound here, as a real teacher is; ~5 minutes). Or any GGUF path.
 
 We report accepted samples per minute and teacher tokens (generated, teacher + judge) per
 accepted sample. Acceptance differs a little between the two (different sampler code paths
 draw different tokens), which is why samples per minute is the headline, not wall time alone.
-Below each table: where the baseline's time went, by llama.cpp's own clock, and the bound that
-puts on any batching (prompt tokens cost the same batched or not).
+Below each table: where the baseline's time went, by llama.cpp's own clock, and the bound its
+prompt time alone puts on any speed-up (batching makes generated tokens cheaper, prompt tokens
+barely: both runs compute about the same ones).
 
-    .venv/bin/python bench/generate.py [--teacher tiny|llama32k|PATH ...] [--samples 4]
-        [--parallel 8] [--max-tokens 256] [--judge-tokens 96] [--threads N] [--set key=value]
+    .venv/bin/python bench/generate.py [--teacher tiny|llama32k|llama32k-q4|PATH ...]
+        [--samples 4] [--parallel 8] [--max-tokens 256] [--judge-tokens 96] [--threads N]
+        [--set key=value ...]
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 # Run as a script, bench/ comes first on sys.path, and bench/gguf.py would shadow `gguf`.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+from labdesk.export.quantize import quantize  # noqa: E402
 from labdesk.generate import GenerationReport, Models, generate_leaves  # noqa: E402
 from labdesk.models.engine import Engine  # noqa: E402
 from labdesk.models.grammar import schema_to_gbnf  # noqa: E402
@@ -150,18 +155,16 @@ def teacher_file(name: str, folder: Path) -> tuple[str, list[str]]:
     """(recipe teacher value, extra overrides) for a teacher named on the command line."""
     if name == "tiny":
         return "{builtin: tiny-teacher}", []
-    if name == "llama32k":
+    if name in ("llama32k", "llama32k-q4"):
         if not VOCAB_32K.is_file():
-            raise SystemExit(f"llama32k needs the Llama-2 vocabulary fixture at {VOCAB_32K}")
-        path = write_random_llama(
-            folder / "llama32k.gguf",
-            tokenizer_from=VOCAB_32K,
-            n_embd=256,
-            n_layer=4,
-            n_head=8,
-            n_head_kv=4,
-            n_ff=704,
-        )
+            raise SystemExit(f"{name} needs the Llama-2 vocabulary fixture at {VOCAB_32K}")
+        if name == "llama32k":
+            shape = {"n_embd": 256, "n_layer": 4, "n_head": 8, "n_head_kv": 4, "n_ff": 704}
+        else:
+            shape = {"n_embd": 1024, "n_layer": 8, "n_head": 16, "n_head_kv": 8, "n_ff": 2816}
+        path = write_random_llama(folder / f"{name}.gguf", tokenizer_from=VOCAB_32K, **shape)
+        if name == "llama32k-q4":  # quantized like the recipes' teacher
+            path = quantize(path, folder / f"{name}-Q4_K_M.gguf", "q4_k_m")
         return f"{{path: {path}}}", [PLAIN_TEMPLATE]
     path = Path(name).resolve()
     return f"{{path: {path}}}", [PLAIN_TEMPLATE] if "stories260K" in path.name else []
@@ -245,8 +248,8 @@ def main() -> None:
     parser.add_argument(
         "--teacher",
         action="append",
-        help="tiny (the demo's), llama32k (random weights, real 32K Llama vocabulary) or a GGUF "
-        "path; repeat for several (default: tiny and llama32k)",
+        help="tiny (the demo's), llama32k or llama32k-q4 (random weights, real 32K Llama "
+        "vocabulary) or a GGUF path; repeat for several (default: tiny and llama32k)",
     )
     parser.add_argument("--samples", type=int, default=4, help="samples_per_leaf")
     parser.add_argument("--parallel", type=int, default=8, help="engine.parallel for labdesk")
