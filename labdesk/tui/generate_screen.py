@@ -16,7 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
     Checkbox,
@@ -34,12 +34,11 @@ from labdesk.errors import Cancelled
 from labdesk.runs import RunPaths
 from labdesk.tui.jsonl_view import JsonlView
 from labdesk.tui.widgets import RecipeSelect
-from labdesk.tui.work import CoreEvent, Job, notify_error
+from labdesk.tui.work import CoreEvent, Job, JobScreen, notify_error
 
 if TYPE_CHECKING:
     from labdesk.generate import GenerationReport
     from labdesk.taxonomy import Leaf, Taxonomy
-    from labdesk.tui.app import LabdeskApp
 
 PREVIEW_CANDIDATES = 3
 
@@ -86,7 +85,7 @@ def leaf_needs_work(leaf: Leaf, paths: RunPaths) -> bool:
     return not manifest.get("complete") or inputs.get("content_hash") != leaf.content_hash
 
 
-class GenerateScreen(Screen[None]):
+class GenerateScreen(JobScreen):
     DEFAULT_CSS = """
     GenerateScreen #setup { width: 46; border-right: vkey $panel; padding: 0 1; }
     GenerateScreen #leaves { height: 1fr; }
@@ -102,12 +101,10 @@ class GenerateScreen(Screen[None]):
         Binding("ctrl+z", "pause", "Pause/resume"),
         Binding("ctrl+x", "cancel", "Cancel"),
     ]
-
-    app: LabdeskApp
+    JOB_BUTTONS = ("#pause", "#cancel")
 
     def __init__(self) -> None:
         super().__init__()
-        self.job: Job | None = None
         self.taxonomy: Taxonomy | None = None
 
     @property
@@ -184,46 +181,31 @@ class GenerateScreen(Screen[None]):
     # running -------------------------------------------------------------------------------
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
-        if self.job is not None:
-            return
         chosen = list(self.query_one("#leaves", SelectionList).selected)
         if not chosen:
             self.notify("tick at least one leaf", severity="warning")
             return
         preview = self.query_one("#preview", Checkbox).value
-        self.job = self.app.start_job("generate")
-        self._set_running(True)
+        if (job := self.begin_job("generate")) is None:
+            return
         table = self.query_one("#leaf-table", DataTable)
         table.clear()
         for path in chosen:
             table.add_row(path, "", "", "0", "0", "", "waiting", key=path)
         self.query_one("#status", Static).update("loading the teacher…")
-        self._generate(self.job, self.app.recipe_name, chosen, preview)
+        self._generate(job, self.app.recipe_name, chosen, preview)
 
     @on(Button.Pressed, "#pause")
     def action_pause(self) -> None:
-        if self.job is None:
-            return
-        if self.job.paused:
-            self.job.resume()
-        else:
-            self.job.pause()
-        paused = self.job.paused
-        self.query_one("#pause", Button).label = "Resume" if paused else "Pause"
-        self.query_one("#status", Static).update("paused" if paused else "running")
+        self.toggle_pause()
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
-        if self.job is not None:
-            self.job.stop()
-            self.query_one("#status", Static).update("stopping after the current step…")
+        self.stop_job("#status", "stopping after the current step…")
 
-    def _set_running(self, running: bool) -> None:
+    def set_running(self, running: bool) -> None:
+        super().set_running(running)
         self.query_one("#samples", JsonlView).writable = not running
-        self.query_one("#start", Button).disabled = running
-        self.query_one("#pause", Button).disabled = not running
-        self.query_one("#cancel", Button).disabled = not running
-        self.query_one("#pause", Button).label = "Pause"
 
     @work(thread=True, exclusive=True, group="generate")
     def _generate(self, job: Job, recipe_name: str, leaves: list[str], preview: bool) -> None:
@@ -254,10 +236,7 @@ class GenerateScreen(Screen[None]):
         self.app.call_from_thread(self._finished, report)
 
     def _finished(self, report: GenerationReport | None) -> None:
-        if self.job is not None:
-            self.job.finished = True
-        self.job = None
-        self._set_running(False)
+        self.end_job()
         if report is not None:
             status = f"done: {report.accepted} accepted, {report.rejected} rejected"
             for leaf in report.leaves:

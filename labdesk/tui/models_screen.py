@@ -13,16 +13,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label, ProgressBar, Static
 
 from labdesk.tui.widgets import RecipeSelect
-from labdesk.tui.work import CoreEvent, Job, notify_error
+from labdesk.tui.work import CoreEvent, Job, JobScreen, notify_error
 
 if TYPE_CHECKING:
     from labdesk.models.store import StoredModel, Want
     from labdesk.recipes import ModelRef, Recipe
-    from labdesk.tui.app import LabdeskApp
 
 
 def _size(n: int) -> str:
@@ -42,7 +40,7 @@ def recipe_needs(recipe: Recipe) -> list[tuple[str, ModelRef, Want]]:
     return needs
 
 
-class ModelsScreen(Screen[None]):
+class ModelsScreen(JobScreen):
     DEFAULT_CSS = """
     ModelsScreen #side { width: 46; border-right: vkey $panel; padding: 0 1; }
     ModelsScreen #main { width: 1fr; padding: 0 1; }
@@ -55,12 +53,7 @@ class ModelsScreen(Screen[None]):
         Binding("ctrl+l", "pull", "Pull what is missing"),
         Binding("ctrl+r", "refresh", "Refresh"),
     ]
-
-    app: LabdeskApp
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.job: Job | None = None
+    IDLE_BUTTONS = ("#pull",)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -124,13 +117,11 @@ class ModelsScreen(Screen[None]):
 
     @on(Button.Pressed, "#pull")
     def action_pull(self) -> None:
-        if self.job is not None:
+        if (job := self.begin_job("pull")) is None:
             return
-        self.job = self.app.start_job("pull")
-        self.query_one("#pull", Button).disabled = True
         self.add_class("-pulling")
         self.query_one("#pull-status", Static).update("pulling…")
-        self._pull(self.job, self.app.recipe_name)
+        self._pull(job, self.app.recipe_name)
 
     @work(thread=True, exclusive=True, group="models-pull")
     def _pull(self, job: Job, recipe_name: str) -> None:
@@ -150,11 +141,8 @@ class ModelsScreen(Screen[None]):
         self.app.call_from_thread(self._pulled, done)
 
     def _pulled(self, done: list[str]) -> None:
-        if self.job is not None:
-            self.job.finished = True
-        self.job = None
+        self.end_job()
         self.remove_class("-pulling")
-        self.query_one("#pull", Button).disabled = False
         ready = ", ".join(done) or "nothing"
         self.query_one("#pull-status", Static).update(f"ready: {ready}")
         self.action_refresh()

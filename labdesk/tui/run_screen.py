@@ -13,21 +13,19 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label, RichLog, Static
 
 from labdesk.errors import Cancelled
 from labdesk.tui.widgets import RecipeSelect
-from labdesk.tui.work import CoreEvent, Job, notify_error
+from labdesk.tui.work import CoreEvent, Job, JobScreen, notify_error
 
 if TYPE_CHECKING:
     from labdesk.flow import FlowResult
-    from labdesk.tui.app import LabdeskApp
 
 STAGES = ("check", "generate", "mix", "train", "export", "evaluate")
 
 
-class RunScreen(Screen[None]):
+class RunScreen(JobScreen):
     DEFAULT_CSS = """
     RunScreen #setup { width: 40; border-right: vkey $panel; padding: 0 1; }
     RunScreen #main { width: 1fr; }
@@ -39,12 +37,7 @@ class RunScreen(Screen[None]):
         Binding("ctrl+r", "start", "Run all"),
         Binding("ctrl+x", "stop", "Stop"),
     ]
-
-    app: LabdeskApp
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.job: Job | None = None
+    JOB_BUTTONS = ("#stop",)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -75,25 +68,17 @@ class RunScreen(Screen[None]):
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
-        if self.job is not None:
+        if (job := self.begin_job("run")) is None:
             return
-        self.job = self.app.start_job("run")
-        self._set_running(True)
         for stage in STAGES:
             for column, value in (("state", "waiting"), ("progress", ""), ("seconds", "")):
                 self.query_one("#stages", DataTable).update_cell(stage, column, value)
         self.query_one("#summary", Static).update("running…")
-        self._run(self.job, self.app.recipe_name)
+        self._run(job, self.app.recipe_name)
 
     @on(Button.Pressed, "#stop")
     def action_stop(self) -> None:
-        if self.job is not None:
-            self.job.stop()
-            self.query_one("#summary", Static).update("stopping where the run can resume…")
-
-    def _set_running(self, running: bool) -> None:
-        self.query_one("#start", Button).disabled = running
-        self.query_one("#stop", Button).disabled = not running
+        self.stop_job("#summary", "stopping where the run can resume…")
 
     @work(thread=True, exclusive=True, group="run")
     def _run(self, job: Job, recipe_name: str) -> None:
@@ -117,10 +102,7 @@ class RunScreen(Screen[None]):
         self.app.call_from_thread(self._finished, result)
 
     def _finished(self, result: FlowResult | None) -> None:
-        if self.job is not None:
-            self.job.finished = True
-        self.job = None
-        self._set_running(False)
+        self.end_job()
         table = self.query_one("#stages", DataTable)
         if result is None:
             self.query_one("#summary", Static).update("stopped: Run all again to resume")

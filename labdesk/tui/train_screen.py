@@ -14,17 +14,15 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label, RichLog, Static
 
 from labdesk.errors import Cancelled
 from labdesk.runs import PHASES, RunPaths
 from labdesk.tui.widgets import LossChart, RecipeSelect, read_losses
-from labdesk.tui.work import CoreEvent, Job, notify_error
+from labdesk.tui.work import CoreEvent, Job, JobScreen, notify_error
 
 if TYPE_CHECKING:
     from labdesk.recipes import Recipe
-    from labdesk.tui.app import LabdeskApp
 
 GIB = 2**30
 
@@ -57,7 +55,7 @@ def memory_plan_text(
     return "\n".join(lines)
 
 
-class TrainScreen(Screen[None]):
+class TrainScreen(JobScreen):
     DEFAULT_CSS = """
     TrainScreen #setup { width: 46; border-right: vkey $panel; padding: 0 1; }
     TrainScreen #plan { height: auto; padding: 0 1; border: round $panel; }
@@ -74,12 +72,8 @@ class TrainScreen(Screen[None]):
         Binding("ctrl+x", "stop", "Stop (checkpoint)"),
         Binding("ctrl+k", "export", "Export"),
     ]
-
-    app: LabdeskApp
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.job: Job | None = None
+    IDLE_BUTTONS = ("#start", "#resume", "#export")
+    JOB_BUTTONS = ("#pause", "#stop")
 
     @property
     def paths(self) -> RunPaths:
@@ -161,41 +155,29 @@ class TrainScreen(Screen[None]):
         self._begin(resume=True)
 
     def _begin(self, *, resume: bool) -> None:
-        if self.job is not None:
+        if (job := self.begin_job("train")) is None:
             return
-        self.job = self.app.start_job("train")
-        self._set_running(True)
         if not resume:
             for phase in PHASES:
                 self.query_one(f"#loss-{phase}", LossChart).set_losses([])
         self.query_one("#status", Static).update("resuming…" if resume else "mixing…")
-        self._train(self.job, self.app.recipe_name, resume)
+        self._train(job, self.app.recipe_name, resume)
 
     @on(Button.Pressed, "#pause")
     def action_pause(self) -> None:
-        if self.job is None:
-            return
-        if self.job.paused:
-            self.job.resume()
-        else:
-            self.job.pause()
-        self.query_one("#pause", Button).label = "Go on" if self.job.paused else "Pause"
-        self.query_one("#status", Static).update("paused" if self.job.paused else "training")
+        # "Resume" is this screen's resume-from-checkpoint button: the pause button says "Go on"
+        self.toggle_pause(resume_label="Go on", running="training")
 
     @on(Button.Pressed, "#stop")
     def action_stop(self) -> None:
-        if self.job is not None:
-            self.job.stop()
-            self.query_one("#status", Static).update("stopping after this step (checkpoint)…")
+        self.stop_job("#status", "stopping after this step (checkpoint)…")
 
     @on(Button.Pressed, "#export")
     def action_export(self) -> None:
-        if self.job is not None:
+        if (job := self.begin_job("export")) is None:
             return
-        self.job = self.app.start_job("export")
-        self._set_running(True)
         self.query_one("#status", Static).update("exporting: merge → GGUF → quantize…")
-        self._export(self.job, self.app.recipe_name)
+        self._export(job, self.app.recipe_name)
 
     @work(thread=True, exclusive=True, group="train")
     def _export(self, job: Job, recipe_name: str) -> None:
@@ -220,23 +202,12 @@ class TrainScreen(Screen[None]):
         self.app.call_from_thread(self._exported, name)
 
     def _exported(self, name: str | None) -> None:
-        if self.job is not None:
-            self.job.finished = True
-        self.job = None
-        self._set_running(False)
+        self.end_job()
         if name:
             self.query_one("#status", Static).update(f"chat model '{name}' is ready: F5 to talk")
             self.notify(f"chat model '{name}' is ready: press F5 to talk to it")
         else:
             self.query_one("#status", Static).update("export failed")
-
-    def _set_running(self, running: bool) -> None:
-        self.query_one("#export", Button).disabled = running
-        self.query_one("#start", Button).disabled = running
-        self.query_one("#resume", Button).disabled = running
-        self.query_one("#pause", Button).disabled = not running
-        self.query_one("#stop", Button).disabled = not running
-        self.query_one("#pause", Button).label = "Pause"
 
     @work(thread=True, exclusive=True, group="train")
     def _train(self, job: Job, recipe_name: str, resume: bool) -> None:
@@ -262,10 +233,7 @@ class TrainScreen(Screen[None]):
         self.app.call_from_thread(self._finished, finished)
 
     def _finished(self, finished: bool) -> None:
-        if self.job is not None:
-            self.job.finished = True
-        self.job = None
-        self._set_running(False)
+        self.end_job()
         self.query_one("#status", Static).update(
             "done: the final adapter is ready (chat on F5)" if finished else "stopped"
         )

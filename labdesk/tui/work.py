@@ -9,9 +9,11 @@ without the core knowing about it. Cancel sets the `threading.Event` passed as `
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Static
 
 from labdesk.errors import LabdeskError
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from textual.message_pump import MessagePump
 
     from labdesk.events import Event, Reporter
+    from labdesk.tui.app import LabdeskApp
 
 
 class CoreEvent(Message):
@@ -64,6 +67,64 @@ class Job:
                     break
 
         return report
+
+
+class JobScreen(Screen[None]):
+    """A screen that runs one long core call at a time and owns the buttons that steer it.
+
+    Subclasses name their buttons: `IDLE_BUTTONS` are disabled while a job runs (Start…),
+    `JOB_BUTTONS` enabled only then (Pause, Stop…). A `#pause` button and a `#status` line are
+    what `toggle_pause` updates.
+    """
+
+    IDLE_BUTTONS: ClassVar[tuple[str, ...]] = ("#start",)
+    JOB_BUTTONS: ClassVar[tuple[str, ...]] = ()
+
+    app: LabdeskApp
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.job: Job | None = None
+
+    def begin_job(self, name: str) -> Job | None:
+        """A new job, or None when one is already running here."""
+        if self.job is not None:
+            return None
+        self.job = self.app.start_job(name)
+        self.set_running(True)
+        return self.job
+
+    def end_job(self) -> None:
+        """The worker ended: the app stops tracking the job and the buttons go back."""
+        if self.job is not None:
+            self.job.finished = True
+        self.job = None
+        self.set_running(False)
+
+    def set_running(self, running: bool) -> None:
+        for button in self.IDLE_BUTTONS:
+            self.query_one(button, Button).disabled = running
+        for button in self.JOB_BUTTONS:
+            self.query_one(button, Button).disabled = not running
+        if "#pause" in self.JOB_BUTTONS:
+            self.query_one("#pause", Button).label = "Pause"
+
+    def toggle_pause(self, *, resume_label: str = "Resume", running: str = "running") -> None:
+        if self.job is None:
+            return
+        if self.job.paused:
+            self.job.resume()
+        else:
+            self.job.pause()
+        paused = self.job.paused
+        self.query_one("#pause", Button).label = resume_label if paused else "Pause"
+        self.query_one("#status", Static).update("paused" if paused else running)
+
+    def stop_job(self, status: str, text: str) -> None:
+        """Ask the running job to stop; `text` (in the `status` Static) says what happens."""
+        if self.job is not None:
+            self.job.stop()
+            self.query_one(status, Static).update(text)
 
 
 def error_text(exc: LabdeskError) -> str:
