@@ -26,15 +26,7 @@ def _train_adapter(base: Path, out: Path) -> None:
     config = LoraConfig(
         r=4,
         lora_alpha=8,
-        target_modules=[
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ],
+        target_modules="all-linear",  # as labdesk trains: every projection
     )
     peft_model = get_peft_model(model, config)
     optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)

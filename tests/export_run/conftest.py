@@ -23,15 +23,7 @@ def stories_adapter(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     config = LoraConfig(
         r=4,
         lora_alpha=8,
-        target_modules=[
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ],
+        target_modules="all-linear",  # as labdesk trains: every projection
         init_lora_weights=False,  # random A and B: the merge must move every targeted weight
     )
     peft_model = get_peft_model(model, config)
