@@ -20,7 +20,7 @@ from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import write_json
 from labdesk.generate.candidates import Candidate, derive_seed
 from labdesk.generate.leafrun import LeafRun, Models
-from labdesk.generate.pipelines import build_pipeline
+from labdesk.generate.pipelines import Pipeline, build_pipeline
 from labdesk.generate.report import GenerationReport, LeafReport
 from labdesk.generate.state import LeafFiles
 from labdesk.generate.templates import templates_fingerprint
@@ -29,7 +29,7 @@ from labdesk.taxonomy.leaves import Leaf, Seed, leaf_slug
 
 if TYPE_CHECKING:
     from labdesk.documents import Chunk
-    from labdesk.recipes import ModelRef, Recipe
+    from labdesk.recipes import GenerateSettings, ModelRef, Recipe
     from labdesk.taxonomy import Taxonomy
     from labdesk.workspace import Workspace
 
@@ -207,10 +207,8 @@ def generate_leaf(
     session_start = time.perf_counter()
     elapsed_before = float(manifest["elapsed_s"])
 
-    seeds, held_out = split_seeds(leaf, settings.held_out_seeds, settings.seed)
+    pipeline, held_out = _leaf_pipeline(leaf, settings, models, ws)
     write_json(files.heldout, [_seed_json(s) for s in held_out])
-    chunks = _chunks(leaf, models, settings.chunk_tokens, ws) if leaf.kind == "knowledge" else []
-    pipeline = build_pipeline(leaf, seeds, chunks, settings)
     accepted, rejected = files.records()
     decided = {r["metadata"]["id"] for r in accepted + rejected}
     run = LeafRun(
@@ -227,8 +225,9 @@ def generate_leaf(
             _STAGE,
             "start",
             f"{'resuming' if resuming else 'generating'} {leaf.kind.replace('_', ' ')}: "
-            f"{settings.samples_per_leaf} samples, {len(seeds)} seeds shown, {len(held_out)} held out"
-            + (f", {len(chunks)} chunks" if chunks else ""),
+            f"{settings.samples_per_leaf} samples, {len(pipeline.seeds)} seeds shown, "
+            f"{len(held_out)} held out"
+            + (f", {len(pipeline.chunks)} chunks" if pipeline.chunks else ""),
             leaf=leaf.path,
         )
     )
@@ -339,6 +338,16 @@ def _seed_json(seed: Seed) -> dict[str, Any]:
     }
 
 
+def _leaf_pipeline(
+    leaf: Leaf, settings: GenerateSettings, models: Models, ws: Workspace
+) -> tuple[Pipeline, list[Seed]]:
+    """The leaf's pipeline over the seeds the teacher sees (and its chunks), and the held-out
+    seeds."""
+    seeds, held_out = split_seeds(leaf, settings.held_out_seeds, settings.seed)
+    chunks = _chunks(leaf, models, settings.chunk_tokens, ws) if leaf.kind == "knowledge" else []
+    return build_pipeline(leaf, seeds, chunks, settings), held_out
+
+
 def _chunks(leaf: Leaf, models: Models, chunk_tokens: int, ws: Workspace) -> list[Chunk]:
     from labdesk.documents import chunk_documents, documents_for_leaf
     from labdesk.errors import DocumentError
@@ -400,11 +409,7 @@ def preview_leaves(
     reports = []
     started = time.perf_counter()
     for leaf in leaves:
-        seeds, held_out = split_seeds(leaf, settings.held_out_seeds, settings.seed)
-        chunks = (
-            _chunks(leaf, models, settings.chunk_tokens, ws) if leaf.kind == "knowledge" else []
-        )
-        pipeline = build_pipeline(leaf, seeds, chunks, settings)
+        pipeline, held_out = _leaf_pipeline(leaf, settings, models, ws)
         pipeline.start_round([])
         run = LeafRun(
             pipeline, models, system_prompt=recipe.system_prompt, reporter=reporter, cancel=cancel
