@@ -80,7 +80,7 @@ class OneAtATime:
         tokens, their seconds); everything else is sampling, grammar and Python."""
         import llama_cpp
 
-        perf = llama_cpp.llama_perf_context(self.llm._ctx.ctx)
+        perf = llama_cpp.llama_perf_context(self.llm.ctx)
         return perf.n_p_eval, perf.t_p_eval_ms / 1e3, perf.n_eval, perf.t_eval_ms / 1e3
 
     def generate(
@@ -225,9 +225,12 @@ def measure(name: str, args: argparse.Namespace, home: Path) -> None:
             f"{accepted / seconds * 60:>9.1f}{accepted / cpu * 60:>12.1f}"
             f"{tokens / max(1, accepted):>9.0f}"
         )
-    wall = (rows[0][1] / rows[0][3]) / max(1e-9, rows[1][1] / rows[1][3])
-    per_cpu = (rows[0][1] / rows[0][4]) / max(1e-9, rows[1][1] / rows[1][4])
-    print(f"batched vs one at a time: {wall:.2f}x accepted/min, {per_cpu:.2f}x per CPU-minute")
+    if rows[1][1]:
+        wall = (rows[0][1] / rows[0][3]) / (rows[1][1] / rows[1][3])
+        per_cpu = (rows[0][1] / rows[0][4]) / (rows[1][1] / rows[1][4])
+        print(f"batched vs one at a time: {wall:.2f}x accepted/min, {per_cpu:.2f}x per CPU-minute")
+    else:
+        print("batched vs one at a time: no ratio, the baseline accepted nothing (raise --samples)")
     # Batching shares decode steps between sequences; it cannot make a prompt token cheaper to
     # compute. Both runs compute about the same prompt tokens (the baseline's Llama reuses the
     # prefix it shares with the previous request), so the baseline's prompt time bounds any
