@@ -98,7 +98,8 @@ class Engine:
         # sequence's cells only. A unified cache shares prefix cells without copying, but every
         # token's attention then spans every sequence's cells, kept ones included: generating
         # the sample taxonomy with the tiny teacher took 12.9 s unified against 9.0 s in
-        # streams (bench/generate.py settings; a 126M Q4_K_M teacher: 55 s against 60 s).
+        # streams (bench/generate.py's workload, timed when we switched; a 126M Q4_K_M
+        # teacher: 55 s against 60 s, a wash).
         # Sharing between streams copies a whole stream, cheap next to computing a prompt.
         n_seq = sequences(settings)
         n_ctx_total = settings.n_ctx * n_seq
