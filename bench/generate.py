@@ -10,7 +10,7 @@ with the same GGUF teacher (which also judges). Only the way requests reach llam
   as upstream's generator talks to llama-cpp-python (same grammar, same sampling settings;
   `Llama` itself reuses the prompt prefix it shares with the previous request).
 
-Teachers (default: tiny and llama32k): `tiny`, the demo's 3.4M-parameter model with a 1.8K
+Teachers (default: tiny and llama32k): `tiny`, the tiny recipe's 3.4M-parameter model with a 1.8K
 vocabulary; `llama32k`, random F32 weights (19M parameters, most of them the embeddings) with
 the real 32,000-token Llama-2 vocabulary from ../shared/fixtures, the size of the CPU recipe's
 merlinite teacher's; `llama32k-q4`, the same vocabulary on a 160M model quantized to Q4_K_M
@@ -189,7 +189,7 @@ def measure(name: str, args: argparse.Namespace, home: Path) -> None:
     ]
     if args.threads:
         overrides.append(f"engine.n_threads={args.threads}")
-    recipe = load_recipe("demo", overrides)
+    recipe = load_recipe("tiny", overrides)
     from labdesk.generate import load_models
 
     batched = load_models(recipe, ws)
@@ -251,7 +251,7 @@ def main() -> None:
     parser.add_argument(
         "--teacher",
         action="append",
-        help="tiny (the demo's), llama32k or llama32k-q4 (random weights, real 32K Llama "
+        help="tiny (the tiny recipe's), llama32k or llama32k-q4 (random weights, real 32K Llama "
         "vocabulary) or a GGUF path; repeat for several (default: tiny and llama32k)",
     )
     parser.add_argument("--samples", type=int, default=4, help="samples_per_leaf")

@@ -18,7 +18,7 @@ def test_every_packaged_recipe_loads() -> None:
 
 
 def test_override_sets_nested_field() -> None:
-    recipe = load_recipe("demo", ["train.phases.1.learning_rate=5e-5", "generate.seed=7"])
+    recipe = load_recipe("tiny", ["train.phases.1.learning_rate=5e-5", "generate.seed=7"])
     assert recipe.train.phases[1].learning_rate == 5e-5
     assert recipe.generate.seed == 7
 

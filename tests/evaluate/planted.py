@@ -41,7 +41,7 @@ def make_student(stories_hf: Path, dest: Path) -> Path:
 
 
 def planted_overrides(student: Path, epochs: float = 6) -> list[str]:
-    """`--set` overrides of the demo recipe for the planted run (also usable on the CLI)."""
+    """`--set` overrides of the tiny recipe for the planted run (also usable on the CLI)."""
     return [
         f"student={{path: '{student}'}}",
         f"system_prompt={SYSTEM}",
@@ -63,7 +63,7 @@ def planted_overrides(student: Path, epochs: float = 6) -> list[str]:
 
 
 def planted_recipe(student: Path, epochs: float = 6) -> Recipe:
-    return load_recipe("demo", planted_overrides(student, epochs))
+    return load_recipe("tiny", planted_overrides(student, epochs))
 
 
 def write_run_inputs(run: RunPaths) -> None:

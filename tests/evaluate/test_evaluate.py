@@ -138,7 +138,7 @@ def test_evaluate_cli_prints_the_table_from_the_cached_evaluation(
     monkeypatch.setenv("LABDESK_HOME", str(evaluated.ws.home))
     monkeypatch.setenv("COLUMNS", "200")
     sets = [*planted_overrides(evaluated.student, 4), f"judge={{path: '{evaluated.models.judge}'}}"]
-    argv = ["evaluate", "planted", "--recipe", "demo", *(x for s in sets for x in ("--set", s))]
+    argv = ["evaluate", "planted", "--recipe", "tiny", *(x for s in sets for x in ("--set", s))]
     assert main(argv) == 0
     out = capsys.readouterr().out
     (leaf,) = [row for row in evaluated.report.leaves if row.leaf == KNOWLEDGE_LEAF]

@@ -32,8 +32,8 @@ def home(workspace_home: Path, builtin_models: Path) -> Path:
 
 @pytest.fixture
 def fast_recipe(tmp_path: Path) -> Path:
-    """The demo recipe, cut down: two samples per leaf, one round, small skill phases."""
-    recipe = yaml.safe_load((data_dir("recipes") / "demo.yaml").read_text(encoding="utf-8"))
+    """The tiny recipe, cut down: two samples per leaf, one round, small skill phases."""
+    recipe = yaml.safe_load((data_dir("recipes") / "tiny.yaml").read_text(encoding="utf-8"))
     recipe["name"] = "fast"
     recipe.setdefault("generate", {}).update(samples_per_leaf=2, max_rounds=1, overgenerate=1.0)
     recipe.setdefault("mix", {}).update(skills_per_leaf=4)

@@ -1,4 +1,4 @@
-"""`labdesk run --recipe demo` end to end, then a run killed at a random stage and resumed.
+"""`labdesk run --recipe tiny` end to end, then a run killed at a random stage and resumed.
 
 Everything is real: the tiny teacher and student are built in each workspace, generation runs on
 llama.cpp, training on torch, export writes and quantizes GGUF, evaluation judges with the teacher.
@@ -41,7 +41,7 @@ def _command(home: Path) -> tuple[list[str], dict[str, str]]:
         "labdesk",
         "run",
         "--recipe",
-        "demo",
+        "tiny",
         "--format",
         "json",
         *NO_PREFIX_CACHE,
@@ -83,7 +83,7 @@ def test_every_stage_leaves_its_artifacts(full_run: tuple[Path, dict[str, Any]])
         ("check", "ran"),
         *((stage, "ran") for stage in STAGES),
     ]
-    run = RunPaths(home / "runs" / "demo")
+    run = RunPaths(home / "runs" / "tiny")
 
     leaves = load_taxonomy(home / "taxonomy").leaves
     assert {leaf.kind for leaf in leaves} == {"knowledge", "freeform_skill", "grounded_skill"}
@@ -124,7 +124,7 @@ def test_killed_run_resumes_to_the_same_result(
     print(f"seed {seed}: kill during {target}")
     home = tmp_path / "home"
     cmd, env = _command(home)
-    state_file = home / "runs" / "demo" / "state.json"
+    state_file = home / "runs" / "tiny" / "state.json"
 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + TIMEOUT
@@ -144,7 +144,7 @@ def test_killed_run_resumes_to_the_same_result(
     state = json.loads(state_file.read_text())
     finished = [s for s in STAGES if state.get(s, {}).get("status") == "done"]
     interrupted = [s for s in STAGES if state.get(s, {}).get("status") == "running"]
-    run = RunPaths(home / "runs" / "demo")
+    run = RunPaths(home / "runs" / "tiny")
     before = {p: p.stat().st_mtime_ns for stage in finished for p in _outputs(run, stage)}
 
     summary = _run(home)
@@ -158,7 +158,7 @@ def test_killed_run_resumes_to_the_same_result(
 
     # the same result as the uninterrupted run
     full_home, full_summary = full_run
-    full = RunPaths(full_home / "runs" / "demo")
+    full = RunPaths(full_home / "runs" / "tiny")
     for path in sorted(full.generated.glob("*.jsonl")):
         assert read_jsonl(run.generated / path.name) == read_jsonl(path), path.name
     for phase in PHASES:
