@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from labdesk.errors import ModelError
 from labdesk.models.decoding import Decoding
 from labdesk.models.kvcache import Tokens
-from labdesk.models.sampling import Sampler, request_grammar
+from labdesk.models.sampling import Sampler, request_grammar, sample_rows
 from labdesk.models.types import FinishReason, GenRequest, GenResult
 
 if TYPE_CHECKING:
@@ -40,10 +40,9 @@ class _Slot:
     feed: Tokens  # prompt tokens not yet decoded
     pos: int  # position of the next token to decode
     limit: int  # max tokens to generate
-    out: bytearray = field(default_factory=bytearray)
     generated: int = 0
     last: int = -1  # sampled token waiting to be decoded
-    batch_row: int = -1  # row of this slot's logits in the current batch, -1 if none
+    row: int = -1  # this slot's row of the current batch's logits, -1 if none
     # Decoded incrementally, so each token costs the same however long the answer grows; a
     # multi-byte character split across tokens waits in the decoder until it is whole.
     _decoder: codecs.IncrementalDecoder = field(
@@ -53,7 +52,6 @@ class _Slot:
 
     def add(self, piece: bytes) -> str:
         """Append one token's bytes; returns the text they complete."""
-        self.out += piece
         new = self._decoder.decode(piece)
         self._text += new
         return new
@@ -117,12 +115,15 @@ class BatchDecoder(Decoding):
                     index = pending.popleft()
                     seq, kept = self.take_slot(free, index)
                     self._start(index, seq, kept)
-                self._fill_batch()
+                sampling = self._fill_batch()
                 self.decode()
+                tokens = sample_rows(self.logits(), [slot.sampler for slot in sampling])
+                for slot, token in zip(sampling, tokens, strict=True):
+                    slot.last = token
                 for seq, slot in list(self.slots.items()):
-                    if slot.batch_row < 0:
+                    if slot.row < 0:
                         continue
-                    reason = self._accept(slot, slot.sampler.sample(slot.batch_row))
+                    reason = self._accept(slot, slot.last)
                     if reason is None:
                         yield slot.index, None
                         continue
@@ -148,41 +149,49 @@ class BatchDecoder(Decoding):
             limit=min(request.max_tokens, self.engine.n_ctx - len(tokens)),
         )
 
-    def _fill_batch(self) -> None:
+    def _fill_batch(self) -> list[_Slot]:
         """One token for every generating slot, then prompt chunks in the room that is left.
 
+        Returns the slots to sample after this batch, in the order of their logits' rows.
         Rows go in sequence-id order: llama.cpp splits a multi-stream batch into micro-batches
         of consecutive sequence ids, so any other order would cut it into more, smaller ones.
         """
         batch = self.batch
         batch.clear()
         ordered = sorted(self.slots.items())
-        for seq, slot in ordered:
-            slot.batch_row = -1
+        generating = [slot for _, slot in ordered if not len(slot.feed)]
+        if generating:
+            batch.add_each(
+                [slot.seq for slot in generating],
+                [slot.last for slot in generating],
+                [slot.pos for slot in generating],
+            )
+        for row, slot in enumerate(generating):
+            slot.row = row
+            slot.pos += 1
+        sampling = list(generating)
+        for _, slot in ordered:
             if not len(slot.feed):
-                slot.batch_row = batch.n
-                batch.add(seq, [slot.last], slot.pos, True)
-                slot.pos += 1
-        for seq, slot in ordered:
-            if not len(slot.feed) or not batch.room:
+                continue
+            slot.row = -1
+            if not batch.room:
                 continue
             chunk, slot.feed = slot.feed[: batch.room], slot.feed[batch.room :]
             # the prompt's last token: its logits give the first answer token
             last = not len(slot.feed)
-            batch.add(seq, chunk, slot.pos, _last_only(len(chunk)) if last else False)
+            batch.add(slot.seq, chunk, slot.pos, _last_only(len(chunk)) if last else False)
             slot.pos += len(chunk)
             if last:
-                slot.batch_row = batch.n - 1
+                slot.row = batch.outputs - 1
+                sampling.append(slot)
+        return sampling
 
     def _accept(self, slot: _Slot, token: int) -> FinishReason | None:
         """Record a sampled token; the finish reason once the sequence is done."""
-        import llama_cpp
-
-        if llama_cpp.llama_vocab_is_eog(self.engine.vocab, token):
+        if self.engine.is_eog(token):
             return "stop"
         slot.generated += 1
         new = slot.add(self.engine.token_bytes(token))
-        slot.last = token
         if slot.request.stop and new:
             # only a stop string that ends inside the new text can be new
             reach = len(new) + max(len(s) for s in slot.request.stop) - 1

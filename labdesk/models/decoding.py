@@ -8,6 +8,7 @@ requests starting together need not each compute it (see kvcache.py for the book
 
 from __future__ import annotations
 
+import ctypes
 import time
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ class Decoding:
         self.prefix_seq = engine.parallel  # the spare sequence id
         self.prefix_len = self._shared_prefix_len() if engine.reuse_prefix else 0
         self.batch = TokenBatch(max(512, engine.parallel), self.kv.n_seq)
+        self._logits_views: dict[tuple[int, int], npt.NDArray[np.float32]] = {}
 
     def _shared_prefix_len(self) -> int:
         """How much of the first request's tokens to compute up front for the others: the
@@ -89,10 +91,12 @@ class Decoding:
         import llama_cpp
 
         engine, batch = self.engine, self.batch
-        started = time.perf_counter()
+        stats = self.kv.stats
+        started, cpu = time.perf_counter(), time.thread_time()
         status = llama_cpp.llama_decode(engine.ctx, batch.ready())
-        self.kv.stats.decode_seconds += time.perf_counter() - started
-        self.kv.stats.decode_calls += 1
+        stats.decode_seconds += time.perf_counter() - started
+        stats.decode_cpu_seconds += time.thread_time() - cpu
+        stats.decode_calls += 1
         if status != 0:
             engine.forget()
             raise ModelError(
@@ -108,5 +112,9 @@ class Decoding:
         import numpy as np
 
         pointer = llama_cpp.llama_get_logits(self.engine.ctx)
-        shape = (self.batch.outputs, self.engine.n_vocab)
-        return np.ctypeslib.as_array(pointer, shape=shape)
+        key = (ctypes.addressof(pointer.contents), self.batch.outputs)
+        view = self._logits_views.get(key)
+        if view is None:  # llama.cpp keeps its output buffer: the same views serve every step
+            shape = (self.batch.outputs, self.engine.n_vocab)
+            view = self._logits_views[key] = np.ctypeslib.as_array(pointer, shape=shape)
+        return view

@@ -85,6 +85,7 @@ class Engine:
         self.reuse_prefix = settings.reuse_prefix
         self._lock = threading.RLock()
         self._piece_cache: dict[int, bytes] = {}
+        self._eog_cache: dict[int, bool] = {}
         self._tokenized: OrderedDict[str, Tokens] = OrderedDict()
         self._tokenized_lock = threading.Lock()  # not the context's: no wait on a decode
 
@@ -237,6 +238,15 @@ class Engine:
                 n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, False)
             piece = self._piece_cache[token] = buf.raw[:n]
         return piece
+
+    def is_eog(self, token: int) -> bool:
+        """Whether `token` ends a generation (end of turn, end of text)."""
+        eog = self._eog_cache.get(token)
+        if eog is None:
+            import llama_cpp
+
+            eog = self._eog_cache[token] = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+        return eog
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.token_bytes(t) for t in tokens).decode("utf-8", "replace")

@@ -26,13 +26,15 @@ Tokens = npt.NDArray[np.int32]
 @dataclass
 class DecodeStats:
     """Since loading: prompt tokens computed vs found already in some sequence's cells, and
-    the decode calls with the seconds llama.cpp spent in them (the rest of a call's time is
-    labdesk's own: batching, sampling, grammar, Python)."""
+    the decode calls with the time llama.cpp spent in them, by the clock and in CPU seconds of
+    the calling thread (the rest of a call's time is labdesk's own: batching, sampling,
+    grammar, Python)."""
 
     prompt_computed: int = 0
     prompt_reused: int = 0
     decode_calls: int = 0
     decode_seconds: float = 0.0
+    decode_cpu_seconds: float = 0.0
 
 
 def as_tokens(tokens: Iterable[int] | Tokens) -> Tokens:
@@ -111,9 +113,13 @@ class KVCache:
         self, seqs: npt.NDArray[np.int32], pos: npt.NDArray[np.int32], tokens: Tokens
     ) -> None:
         """Record the rows of a batch just decoded: token `tokens[i]` at position `pos[i]` of
-        sequence `seqs[i]`, each continuing what its sequence holds."""
+        sequence `seqs[i]`, each continuing what its sequence holds (a sequence's rows
+        consecutive, as batches are filled)."""
         self._tokens[seqs, pos] = tokens
-        np.maximum.at(self._len, seqs, pos.astype(np.int64) + 1)
+        # a sequence's rows are consecutive and in order: its last row sets its length
+        last = np.ones(len(seqs), dtype=bool)
+        last[:-1] = seqs[1:] != seqs[:-1]
+        self._len[seqs[last]] = pos[last] + 1
 
     def clear(self) -> None:
         """Drop every sequence's cells."""

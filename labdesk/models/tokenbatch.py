@@ -29,6 +29,8 @@ class TokenBatch:
         self.logits = np.zeros(capacity, dtype=np.int8)
         self._n_seq_id = np.ones(capacity, dtype=np.int32)
         self._seq_ids = np.arange(n_seq, dtype=np.int32)
+        # the address of each sequence id's entry, what a row's seq_id pointer holds
+        self._seq_addresses = self._seq_ids.ctypes.data + 4 * np.arange(n_seq, dtype=np.uintp)
         self._seq_ptrs = np.zeros(capacity, dtype=np.uintp)
         self.n = 0
         self.outputs = 0
@@ -78,8 +80,7 @@ class TokenBatch:
 
     def ready(self) -> Any:
         """The struct for `llama_decode`, its seq-id pointers set for the rows added."""
-        base = self._seq_ids.ctypes.data
-        self._seq_ptrs[: self.n] = base + self.seq[: self.n].astype(np.uintp) * 4
+        self._seq_ptrs[: self.n] = self._seq_addresses[self.seq[: self.n]]
         self.struct.n_tokens = self.n
         return self.struct
 
