@@ -22,7 +22,7 @@ from labdesk.generate.candidates import Candidate, derive_seed
 from labdesk.generate.leafrun import LeafRun, Models
 from labdesk.generate.pipelines import Pipeline, build_pipeline
 from labdesk.generate.report import GenerationReport, LeafReport
-from labdesk.generate.state import LeafFiles
+from labdesk.generate.state import WRITER, LeafFiles
 from labdesk.generate.templates import templates_fingerprint
 from labdesk.runs import RunPaths
 from labdesk.taxonomy.leaves import Leaf, Seed, leaf_slug
@@ -139,11 +139,14 @@ def generate_leaves(
     if prune:
         _prune_stale(paths, set(known), reporter)
     reports = []
-    for number, leaf in enumerate(leaves):
-        reports.append(
-            generate_leaf(leaf, recipe, paths, models, ws=ws, reporter=reporter, cancel=cancel)
-        )
-        reporter(Event(_STAGE, "progress", done=number + 1, total=len(leaves)))
+    try:
+        for number, leaf in enumerate(leaves):
+            reports.append(
+                generate_leaf(leaf, recipe, paths, models, ws=ws, reporter=reporter, cancel=cancel)
+            )
+            reporter(Event(_STAGE, "progress", done=number + 1, total=len(leaves)))
+    finally:
+        WRITER.flush()  # the stage's end, also when it stops early: all decided is on disk
     report = GenerationReport(reports, time.perf_counter() - started)
     write_json(paths.generate_report, _merged_report(paths, report).to_json())
     reporter(
