@@ -1,116 +1,192 @@
-"""Teacher runtime throughput: batched decoding and shared-prefix reuse, vs one at a time.
+"""Teacher runtime throughput: labdesk's engine against llama-cpp-python one request at a time
+and llama.cpp's own C++ server with the same number of slots, on the same GGUF and requests.
 
-Prints, for each model, in one run:
-  1. aggregate tokens/s decoding 1, 2, 4, 8 and 16 sequences together (our engine), next to
-     llama-cpp-python's high-level `Llama` answering the same requests one by one (how
-     upstream's tools drive llama.cpp);
+Prints, in one run:
+  1. aggregate generated tokens/s for the same requests (chat prompts, greedy): llama-cpp-python's
+     high-level `Llama` one by one (how upstream's tools drive llama.cpp); labdesk's engine at
+     1, 2, 4, 8 and 16 slots; with `--llama-cpp-bin DIR`, `llama-server` with as many slots
+     (continuous batching, its own prompt cache) and `llama-batched-bench`'s pure decoding rate
+     (no prompts, no sampling: the ceiling);
   2. a leaf-like workload — one long shared prompt prefix, many short continuations — with
-     prefix reuse on and off: prompt-handling time (1 generated token) and end to end.
+     prefix reuse on and off;
+  3. labdesk's own per-step overhead (batching, sampling, grammar checks, Python: everything
+     but llama.cpp's decode) per slot, for a 32K and a 152K vocabulary, greedy and top-p;
+     it should not grow with the number of slots;
+and last, with `--llama-cpp-bin`: `labdesk / llama.cpp C++ at 8 slots: R×`.
 
-Models: the real stories260K GGUF (so small that per-call overhead dominates) and a random-weight
-Llama of ~20M parameters built on the fly (so compute dominates, like a real teacher).
+Default model: SmolLM2-135M-Instruct Q4_1 at ../models/ (a real 49K-vocabulary instruct model)
+when present, else the real stories260K GGUF and a random ~19M-parameter Llama. How to build
+llama.cpp's tools: see bench/cpp_llama.py.
 
-Run: .venv/bin/python bench/engine.py [--threads N] [--quick]
+Times are CPU seconds (this process for labdesk and llama-cpp-python, the server process for
+llama-server), not wall time: the bench machine is shared, another process holding a core
+stretches wall time at random, and with one thread CPU time is what wall time would be on an
+idle machine. `--wall` times by the clock instead. Each row is the best of `--repeats` runs,
+the rows of one slot count run back to back so they see the same load.
+
+Run: .venv/bin/python bench/engine.py [--llama-cpp-bin DIR] [--gguf PATH ...] [--threads N]
+     [--quick] [--wall]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from labdesk.models.engine import Engine
 from labdesk.models.synthetic import write_random_llama
 from labdesk.models.types import GenRequest
 from labdesk.recipes import EngineSettings
 
-STORIES = (
-    Path(__file__).resolve().parents[1].parent / "shared/fixtures/stories260K/stories260K.gguf"
-)
-CLOCK = time.process_time
-WORDS = [
-    "the",
-    "cat",
-    "sat",
-    "on",
-    "a",
-    "red",
-    "mat",
-    "and",
-    "saw",
-    "big",
-    "dog",
-    "run",
-    "to",
-    "park",
-    "with",
-    "Lily",
-    "who",
-    "had",
-    "ball",
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parents[0].parent / "shared/fixtures"
+STORIES = SHARED / "stories260K/stories260K.gguf"
+VOCAB_32K = SHARED / "vocab/ggml-vocab-llama-spm.gguf"
+SMOLLM2 = HERE.parents[0].parent / "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+QWEN2_VOCAB = 151_936
+SLOTS = (1, 2, 4, 8, 16)
+CLOCK: Callable[[], float] = time.process_time
+TOPICS = [
+    "rivers",
+    "lighthouses",
+    "bread",
+    "glaciers",
+    "owls",
+    "copper",
+    "tides",
+    "maps",
+    "bees",
+    "volcanoes",
+    "kites",
+    "salt",
+    "ferns",
+    "clocks",
+    "harbours",
+    "moss",
 ]
 
 
-def _prompt(i: int, words: int) -> str:
-    return " ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(words))
+def _cpp() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("cpp_llama", HERE / "cpp_llama.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _best(fn: Callable[[], int], repeats: int) -> tuple[float, int]:
-    """Fastest of `repeats` runs in CPU seconds of this process, and its token count.
-
-    CPU time, not wall time: the bench machine is shared, and another process holding a core
-    stretches wall time at random; with one llama.cpp thread, CPU time is what wall time would
-    be on an idle machine. (Run with --wall to time by the clock instead.)
-    """
-    runs = []
-    for _ in range(repeats):
-        start = CLOCK()
-        tokens = fn()
-        runs.append((CLOCK() - start, tokens))
-    return min(runs)
+def _prompt(engine: Engine, i: int, words: int = 12) -> str:
+    ask = f"Tell me {words} things about {TOPICS[i % len(TOPICS)]}, number {i}."
+    if engine.info.chat_template:
+        return engine.chat_prompt([{"role": "user", "content": ask}])
+    return ask
 
 
-def throughput(path: Path, threads: int, n_requests: int, max_tokens: int, repeats: int) -> None:
-    requests = [GenRequest(_prompt(i, 6), max_tokens) for i in range(n_requests)]
-    print(f"\n  decoding {n_requests} requests × {max_tokens} tokens ({threads} thread(s))")
-    print(f"  {'setup':<34}{'tokens/s':>10}{'speed-up':>10}")
+def _best(fn: Callable[[], tuple[float, int]], repeats: int) -> tuple[float, int]:
+    """Fastest of `repeats` runs of `fn` (which returns its seconds and tokens)."""
+    return min(fn() for _ in range(repeats))
+
+
+def throughput(path: Path, args: argparse.Namespace, cpp: ModuleType | None) -> float | None:
+    """Table 1; returns labdesk / llama-server at 8 slots when the server ran."""
+    n_ctx = 512
+    probe = Engine.load(path, EngineSettings(n_ctx=n_ctx, parallel=1, n_threads=args.threads))
+    requests = [GenRequest(_prompt(probe, i), args.max_tokens) for i in range(args.requests)]
+    probe.close()
+    warm = [GenRequest("Warm up.", 4)]
+    server_bin = cpp.tool(args.llama_cpp_bin, "llama-server") if cpp else None
+    bench_bin = cpp.tool(args.llama_cpp_bin, "llama-batched-bench") if cpp else None
+    print(
+        f"\n  {len(requests)} chat requests × up to {args.max_tokens} tokens, greedy, "
+        f"{args.threads} thread(s); generated tokens/s"
+    )
 
     import llama_cpp
 
     llm = llama_cpp.Llama(
-        str(path), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False
+        str(path), n_ctx=n_ctx, n_threads=args.threads, n_threads_batch=args.threads, verbose=False
     )
 
-    def upstream() -> int:
-        total = 0
+    def upstream() -> tuple[float, int]:
+        start, total = CLOCK(), 0
         for r in requests:
             out = llm.create_completion(r.prompt, max_tokens=r.max_tokens, temperature=0.0)
             total += int(out["usage"]["completion_tokens"])  # type: ignore[index]
-        return total
+        return CLOCK() - start, total
 
-    seconds, tokens = _best(upstream, repeats)
-    print(f"  {'llama_cpp.Llama, one at a time':<34}{tokens / seconds:>10.0f}{'':>10}")
+    seconds, tokens = _best(upstream, args.repeats)
     llm.close()
-    base = None
-    for parallel in (1, 2, 4, 8, 16):
-        settings = EngineSettings(n_ctx=512, parallel=parallel, n_threads=threads)
-        engine = Engine.load(path, settings)
-        seconds, tokens = _best(
-            lambda e=engine: sum(r.tokens for r in e.generate(requests)), repeats
+    print(f"  llama_cpp.Llama, one at a time: {tokens / seconds:.1f} tokens/s")
+    decode_rates = {}
+    if cpp is not None and bench_bin is not None:
+        decode_rates = cpp.batched_bench(
+            bench_bin, path, slots=SLOTS, prompt=32, generated=args.max_tokens, threads=args.threads
         )
-        rate = tokens / seconds
-        base = base or rate
-        print(f"  {f'labdesk engine, {parallel} parallel':<34}{rate:>10.0f}{rate / base:>9.1f}×")
+    header = f"  {'slots':>5}{'labdesk':>10}{'llama-server':>14}{'labdesk/server':>16}"
+    header += f"{'batched-bench decode (wall)':>29}" if decode_rates else ""
+    print(header)
+    ratio_at_8 = None
+    for slots in SLOTS:
+        settings = EngineSettings(n_ctx=n_ctx, parallel=slots, n_threads=args.threads)
+        engine = Engine.load(path, settings)
+
+        def ours(e: Engine = engine) -> tuple[float, int]:
+            e.generate(warm)
+            e.forget()  # cold, as a fresh llama-server
+            start = CLOCK()
+            tokens = sum(r.tokens for r in e.generate(requests))
+            return CLOCK() - start, tokens
+
+        def theirs(slots: int = slots) -> tuple[float, int]:
+            assert cpp is not None
+            server = cpp.CppServer(server_bin, path, slots=slots, n_ctx=n_ctx, threads=args.threads)
+            try:
+                server.run(warm)
+                clock = time.perf_counter if CLOCK is time.perf_counter else server.cpu_seconds
+                start = clock()
+                tokens = sum(int(r["tokens_predicted"]) for r in server.run(requests))
+                return clock() - start, tokens
+            finally:
+                server.close()
+
+        ours_runs, theirs_runs = [], []
+        for _ in range(args.repeats):  # alternate, so both see the same load
+            ours_runs.append(ours())
+            if server_bin is not None:
+                theirs_runs.append(theirs())
         engine.close()
+        rate = _rate(min(ours_runs))
+        row = f"  {slots:>5}{rate:>10.1f}"
+        if theirs_runs:
+            other = _rate(min(theirs_runs))
+            row += f"{other:>14.1f}{rate / other:>15.2f}×"
+            if slots == 8:
+                ratio_at_8 = rate / other
+        else:
+            row += f"{'-':>14}{'-':>16}"
+        if decode_rates:
+            row += f"{decode_rates.get(slots, float('nan')):>29.1f}"
+        print(row)
+    return ratio_at_8
+
+
+def _rate(run: tuple[float, int]) -> float:
+    seconds, tokens = run
+    return tokens / seconds
 
 
 def prefix_reuse(path: Path, threads: int, n_requests: int, repeats: int) -> None:
-    shared = "You write questions about this story. " + _prompt(0, 300)
+    probe = Engine.load(path, EngineSettings(n_ctx=1024, parallel=1, n_threads=threads))
+    shared = _prompt(probe, 0) + " ".join(TOPICS) * 12
+    probe.close()
     requests = [
-        GenRequest(f"{shared}\nQuestion {i}: {_prompt(i, 8)}", max_tokens=16)
+        GenRequest(f"{shared}\nQuestion {i}: {TOPICS[i % 16]} {i}", max_tokens=16)
         for i in range(n_requests)
     ]
     prompt_only = [GenRequest(r.prompt, max_tokens=1) for r in requests]
@@ -129,12 +205,14 @@ def prefix_reuse(path: Path, threads: int, n_requests: int, repeats: int) -> Non
         )
         for label, batch, cold in cases:
 
-            def run(e: Engine = engine, b: list[GenRequest] = batch, c: bool = cold) -> int:
+            def run(e: Engine = engine, b: list[GenRequest] = batch, c: bool = cold) -> float:
                 if c:
                     e.forget()
-                return len(e.generate(b))
+                start = CLOCK()
+                e.generate(b)
+                return CLOCK() - start
 
-            rows.setdefault(label, []).append(_best(run, repeats)[0])
+            rows.setdefault(label, []).append(min(run() for _ in range(repeats)))
         if reuse:
             mean_prompt = statistics.mean(engine.count_tokens(r.prompt) for r in requests)
             shared_tokens = len(engine.kv_tokens[engine.parallel])  # the spare sequence
@@ -146,11 +224,50 @@ def prefix_reuse(path: Path, threads: int, n_requests: int, repeats: int) -> Non
     print("   next step or a chat's next turn finds it)")
 
 
+def overhead(folder: Path, threads: int, repeats: int) -> None:
+    """Table 3: CPU time of a generate call outside llama_decode, per generated token (that
+    is, per slot per step), on small random models so decoding is quick and the overhead
+    shows."""
+    if not VOCAB_32K.is_file():
+        print(f"\n  (per-step overhead needs the 32K vocabulary fixture at {VOCAB_32K})")
+        return
+    print("\n  labdesk's own time per slot per step (µs of CPU, outside llama.cpp's decode)")
+    print(f"  {'vocabulary':<22}{'sampling':<10}" + "".join(f"{s:>8}" for s in SLOTS))
+    for label, n_vocab in (("32,000 (Llama 2)", None), (f"{QWEN2_VOCAB:,} (Qwen2)", QWEN2_VOCAB)):
+        path = write_random_llama(
+            folder / f"overhead-{n_vocab}.gguf", tokenizer_from=VOCAB_32K, n_vocab=n_vocab
+        )
+        for sampling, temperature in (("greedy", 0.0), ("top-p", 0.7)):
+            row = f"  {label:<22}{sampling:<10}"
+            for slots in SLOTS:
+                settings = EngineSettings(n_ctx=256, parallel=slots, n_threads=threads)
+                engine = Engine.load(path, settings)
+                requests = [
+                    GenRequest(f"Item {i}: {TOPICS[i % 16]}", 48, temperature, 0.95, seed=i)
+                    for i in range(slots)
+                ]
+                engine.generate(requests[:1])  # warm
+                best = float("inf")
+                for _ in range(repeats):
+                    stats = engine.stats
+                    cpu, decode = time.thread_time(), stats.decode_cpu_seconds
+                    tokens = sum(r.tokens for r in engine.generate(requests))
+                    spent = time.thread_time() - cpu - (stats.decode_cpu_seconds - decode)
+                    best = min(best, spent / max(tokens, 1))
+                engine.close()
+                row += f"{best * 1e6:>8.0f}"
+            print(row)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="one run per row, fewer requests")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per row (default 2)")
     parser.add_argument("--wall", action="store_true", help="time by the clock, not CPU time")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--requests", type=int, default=None, help="default 32 (16 quick)")
+    parser.add_argument("--llama-cpp-bin", type=Path, help="folder with llama.cpp's built tools")
     parser.add_argument(
         "--gguf", type=Path, action="append", help="measure this GGUF instead (repeatable)"
     )
@@ -158,13 +275,21 @@ def main() -> None:
     global CLOCK
     if args.wall:
         CLOCK = time.perf_counter
+    args.repeats = args.repeats or (1 if args.quick else 2)
+    args.requests = args.requests or (16 if args.quick else 32)
+    cpp = _cpp() if args.llama_cpp_bin else None
+    if cpp is not None and not cpp.tool(args.llama_cpp_bin, "llama-server"):
+        print(f"no llama-server in {args.llama_cpp_bin}: its rows are left out", file=sys.stderr)
     print(
-        f"timing by {'wall clock' if args.wall else 'process CPU time'}, {args.threads} thread(s)"
+        f"timing by {'wall clock' if args.wall else 'CPU time'}, {args.threads} thread(s), "
+        f"best of {args.repeats}"
     )
-    repeats = 1 if args.quick else 3
+    ratio = None
     with tempfile.TemporaryDirectory() as tmp:
         if args.gguf:
-            models = [(path.name, path, 32) for path in args.gguf]
+            models = [(path.name, path) for path in args.gguf]
+        elif SMOLLM2.is_file():
+            models = [("SmolLM2-135M-Instruct Q4_1 (real, 49K vocabulary)", SMOLLM2)]
         else:
             big = write_random_llama(
                 Path(tmp) / "random-20M.gguf",
@@ -176,13 +301,16 @@ def main() -> None:
                 n_ff=1536,
             )
             models = [
-                ("stories260K (real, 0.26M params)", STORIES, 64),
-                ("random Llama (~19M params, F32)", big, 32),
+                ("stories260K (real, 0.26M params)", STORIES),
+                ("random Llama (~19M params, F32)", big),
             ]
-        for title, path, tokens in models:
+        for title, path in models:
             print(f"\n== {title} ==")
-            throughput(path, args.threads, n_requests=16, max_tokens=tokens, repeats=repeats)
-            prefix_reuse(path, args.threads, n_requests=16, repeats=repeats)
+            ratio = throughput(path, args, cpp)
+            prefix_reuse(path, args.threads, n_requests=16, repeats=args.repeats)
+        overhead(Path(tmp), args.threads, args.repeats)
+    if ratio is not None:
+        print(f"\nlabdesk / llama.cpp C++ at 8 slots: {ratio:.2f}×")
 
 
 if __name__ == "__main__":

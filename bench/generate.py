@@ -1,36 +1,43 @@
-"""Generation throughput: labdesk's batched pipeline vs the same pipeline one request at a time.
+"""Generation throughput: labdesk's batched pipeline vs the same pipeline one request at a time,
+and vs the same pipeline on llama.cpp's own C++ server.
 
-Both runs take the sample taxonomy through the very same steps, prompts, schemas and filters,
+Every run takes the sample taxonomy through the very same steps, prompts, schemas and filters,
 with the same GGUF teacher (which also judges). Only the way requests reach llama.cpp differs:
 
 - labdesk: every step's requests for a leaf go to `Engine.generate` together (continuous
   batching over `engine.parallel` sequences; a request starts from the longest prompt prefix
-  any sequence holds; the first token is sampled in numpy and checked against the grammar);
-- baseline: llama-cpp-python's high-level `Llama.create_completion`, one call per request,
+  any sequence holds; every slot of a step sampled together in numpy, grammar checked on the
+  chosen token; replies and samples written by a writer thread, off the decode path);
+- one at a time: llama-cpp-python's high-level `Llama.create_completion`, one call per request,
   as upstream's generator talks to llama-cpp-python (same grammar, same sampling settings;
-  `Llama` itself reuses the prompt prefix it shares with the previous request).
+  `Llama` itself reuses the prompt prefix it shares with the previous request);
+- llama.cpp C++ (with `--llama-cpp-bin DIR`, see bench/cpp_llama.py for the build):
+  `llama-server` with `--parallel` slots, each step's requests sent together from as many
+  client threads (same grammar, same sampling settings; its own slot prompt cache).
 
-Teachers (default: tiny and llama32k): `tiny`, the tiny recipe's 3.4M-parameter model with a 1.8K
-vocabulary; `llama32k`, random F32 weights (19M parameters, most of them the embeddings) with
-the real 32,000-token Llama-2 vocabulary from ../shared/fixtures, the size of the CPU recipe's
-merlinite teacher's; `llama32k-q4`, the same vocabulary on a 160M model quantized to Q4_K_M
-like merlinite (compute-bound here, as a real teacher is; ~5 minutes). Or any GGUF path.
+Teachers (default: SmolLM2-135M-Instruct Q4_1 from ../models when present, else tiny and
+llama32k): `smollm2`; `tiny`, the tiny recipe's 3.4M-parameter model with a 1.8K vocabulary;
+`llama32k`, random F32 weights (19M parameters) with the real 32,000-token Llama-2
+vocabulary from ../shared/fixtures; `llama32k-q4`, the same vocabulary on a 160M model
+quantized to Q4_K_M (~5 minutes). Or any GGUF path.
 
-We report accepted samples per minute and teacher tokens (generated, teacher + judge) per
-accepted sample. Acceptance differs a little between the two (different sampler code paths
-draw different tokens), which is why samples per minute is the headline, not wall time alone.
-Below each table: where the baseline's time went, by llama.cpp's own clock, and the bound its
-prompt time alone puts on any speed-up (batching makes generated tokens cheaper, prompt tokens
-barely: both runs compute about the same ones).
+Printed per run: accepted and rejected samples, wall and CPU seconds (this process, plus the
+server process for llama-server), accepted samples per minute, and the aggregate generated
+tokens/s (teacher + judge) by CPU time. Acceptance differs a little between runs (different
+sampler code draws different tokens), so tokens/s is the fair speed. For labdesk: the share of
+the stage's time spent outside llama.cpp's decode calls (labdesk's own overhead: prompts,
+filters, sampling, grammar, files). Last, with --llama-cpp-bin:
+`labdesk / llama.cpp C++ at N slots: R×` (aggregate generated tokens/s by CPU time).
 
-    .venv/bin/python bench/generate.py [--teacher tiny|llama32k|llama32k-q4|PATH ...]
-        [--samples 4] [--parallel 8] [--max-tokens 256] [--judge-tokens 96] [--threads N]
-        [--set key=value ...]
+    .venv/bin/python bench/generate.py [--teacher smollm2|tiny|llama32k|llama32k-q4|PATH ...]
+        [--llama-cpp-bin DIR] [--samples 4] [--parallel 8] [--max-tokens 256]
+        [--judge-tokens 96] [--threads N] [--set key=value ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
@@ -43,30 +50,32 @@ from typing import Any
 # Run as a script, bench/ comes first on sys.path, and bench/gguf.py would shadow `gguf`.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("cpp_llama", HERE / "cpp_llama.py")
+assert _spec is not None and _spec.loader is not None
+cpp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cpp)
+
 from labdesk.export.quantize import quantize  # noqa: E402
 from labdesk.generate import GenerationReport, Models, generate_leaves  # noqa: E402
 from labdesk.models.engine import Engine  # noqa: E402
 from labdesk.models.grammar import schema_to_gbnf  # noqa: E402
 from labdesk.models.synthetic import write_random_llama  # noqa: E402
-from labdesk.models.types import GenRequest, GenResult  # noqa: E402
+from labdesk.models.types import FinishReason, GenRequest, GenResult  # noqa: E402
 from labdesk.recipes import load_recipe  # noqa: E402
 from labdesk.resources import data_dir  # noqa: E402
 from labdesk.taxonomy import load_taxonomy  # noqa: E402
 from labdesk.workspace import Workspace  # noqa: E402
 
 
-class OneAtATime:
-    """The baseline: `Llama.create_completion`, one request after the other.
-
-    Prompts are formatted and counted with the labdesk engine's template and tokenizer so both
-    runs send byte-identical prompts; only decoding goes through the high-level API.
-    """
+class OneAtATime(cpp.EnginePrompts):  # type: ignore[name-defined]
+    """The baseline: `Llama.create_completion`, one request after the other; only decoding
+    goes through the high-level API."""
 
     def __init__(self, path: Path, engine: Engine, threads: int) -> None:
         from llama_cpp import Llama
 
-        self.engine = engine
-        self.n_ctx = engine.n_ctx
+        super().__init__(engine)
         self.llm = Llama(
             model_path=str(path),
             n_ctx=engine.n_ctx,
@@ -111,7 +120,7 @@ class OneAtATime:
                 grammar=grammar,
             )
             choice = out["choices"][0]
-            reason = "stop" if choice["finish_reason"] == "stop" else "length"
+            reason: FinishReason = "stop" if choice["finish_reason"] == "stop" else "length"
             value = json.loads(choice["text"]) if request.schema and reason == "stop" else None
             usage = out["usage"]
             result = GenResult(
@@ -122,28 +131,24 @@ class OneAtATime:
                 on_result(index, result)
         return results
 
-    def chat_prompt(
-        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
-    ) -> str:
-        return self.engine.chat_prompt(messages, add_generation_prompt)
-
-    def count_tokens(self, text: str) -> int:
-        return self.engine.count_tokens(text)
-
 
 def run(
-    models: Models, recipe: Any, ws: Workspace, folder: Path
+    models: Models, recipe: Any, ws: Workspace, folder: Path, server: Any = None
 ) -> tuple[GenerationReport, float, float]:
-    """The report, wall seconds and CPU seconds (all threads of this process) of one run."""
+    """The report, wall seconds and CPU seconds (all threads of this process, and of the
+    server process when one decodes) of one run."""
     leaves = load_taxonomy(data_dir("taxonomy")).leaves
-    start, cpu = time.perf_counter(), time.process_time()
+
+    def cpu() -> float:
+        return time.process_time() + (server.cpu_seconds() if server is not None else 0.0)
+
+    start, cpu_start = time.perf_counter(), cpu()
     report = generate_leaves(leaves, recipe, folder, models, ws=ws)
-    return report, time.perf_counter() - start, time.process_time() - cpu
+    return report, time.perf_counter() - start, cpu() - cpu_start
 
 
-VOCAB_32K = (
-    Path(__file__).resolve().parents[1].parent / "shared/fixtures/vocab/ggml-vocab-llama-spm.gguf"
-)
+VOCAB_32K = HERE.parent.parent / "shared/fixtures/vocab/ggml-vocab-llama-spm.gguf"
+SMOLLM2 = HERE.parent.parent / "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 # A plain template for models whose vocabulary has no LAB chat markers as control tokens.
 PLAIN_TEMPLATE = (
     "engine.chat_template=\"{% for m in messages %}{{ m['role'] }}: "
@@ -155,6 +160,10 @@ def teacher_file(name: str, folder: Path) -> tuple[str, list[str]]:
     """(recipe teacher value, extra overrides) for a teacher named on the command line."""
     if name == "tiny":
         return "{builtin: tiny-teacher}", []
+    if name == "smollm2":
+        if not SMOLLM2.is_file():
+            raise SystemExit(f"smollm2 needs SmolLM2-135M-Instruct.Q4_1.gguf at {SMOLLM2}")
+        return f"{{path: {SMOLLM2}}}", []
     if name in ("llama32k", "llama32k-q4"):
         if not VOCAB_32K.is_file():
             raise SystemExit(f"{name} needs the Llama-2 vocabulary fixture at {VOCAB_32K}")
@@ -197,53 +206,83 @@ def measure(name: str, args: argparse.Namespace, home: Path) -> None:
     assert isinstance(engine, Engine)
     threads = args.threads or recipe.engine.n_threads or engine.settings.n_threads or 2
     baseline = OneAtATime(engine.path, engine, threads)
+    runs: list[tuple[str, Models, Any]] = [("labdesk batched", batched, None)]
+    server_bin = cpp.tool(args.llama_cpp_bin, "llama-server")
+    if server_bin is not None:
+        server = cpp.CppServer(
+            server_bin, engine.path, slots=args.parallel, n_ctx=engine.n_ctx, threads=threads
+        )
+        remote = cpp.ServerModel(server, engine)
+        names = (batched.teacher_name, batched.judge_name)
+        runs.append(("llama.cpp C++ server", Models(remote, remote, *names), server))
     single = Models(baseline, baseline, batched.teacher_name, batched.judge_name)
+    runs.append(("one at a time (Llama)", single, None))
 
     rows = []
-    for label, models in (("labdesk batched", batched), ("one at a time (Llama)", single)):
-        report, seconds, cpu = run(models, recipe, ws, home / "runs" / f"{name}-{label.split()[0]}")
-        rows.append((label, report.accepted, report.rejected, seconds, cpu, report.teacher_tokens))
-    computed, reused = engine.stats.prompt_computed, engine.stats.prompt_reused
+    stats = engine.stats
+    for label, models, decoder in runs:
+        before = (stats.decode_seconds, stats.decode_cpu_seconds)
+        folder = home / "runs" / label.split()[0]
+        report, seconds, cpu = run(models, recipe, ws, folder, server=decoder)
+        rows.append((label, report, seconds, cpu))
+        if decoder is not None:
+            decoder.close()
+        if models is batched:
+            decode = (stats.decode_seconds - before[0], stats.decode_cpu_seconds - before[1])
+    computed, reused = stats.prompt_computed, stats.prompt_reused
     engine.close()
 
     print(
         f"\nteacher: {engine.path.name} ({engine.n_vocab:,}-token vocabulary), "
-        f"samples_per_leaf={args.samples}, parallel={args.parallel}, "
+        f"samples_per_leaf={args.samples}, parallel={args.parallel}, threads={threads}, "
         f"max_new_tokens={args.max_tokens}, judge_max_tokens={args.judge_tokens}"
     )
-    # On a shared machine wall time swings with other processes; CPU seconds of this process
-    # (llama.cpp's threads included) measure the work itself.
+    # On a shared machine wall time swings with other processes; CPU seconds (llama.cpp's
+    # threads included) measure the work itself.
     header = (
         f"{'pipeline':<24}{'accepted':>9}{'rejected':>9}{'wall s':>8}{'cpu s':>8}"
-        f"{'acc/min':>9}{'acc/cpu-min':>12}{'tok/acc':>9}"
+        f"{'acc/min':>9}{'acc/cpu-min':>12}{'tokens':>8}{'tok/cpu-s':>10}"
     )
     print(header)
     print("-" * len(header))
-    for label, accepted, rejected, seconds, cpu, tokens in rows:
+    for label, report, seconds, cpu in rows:
+        accepted, tokens = report.accepted, report.teacher_tokens
         print(
-            f"{label:<24}{accepted:>9}{rejected:>9}{seconds:>8.1f}{cpu:>8.1f}"
+            f"{label:<24}{accepted:>9}{report.rejected:>9}{seconds:>8.1f}{cpu:>8.1f}"
             f"{accepted / seconds * 60:>9.1f}{accepted / cpu * 60:>12.1f}"
-            f"{tokens / max(1, accepted):>9.0f}"
+            f"{tokens:>8}{tokens / cpu:>10.1f}"
         )
-    if rows[1][1]:
-        wall = (rows[0][1] / rows[0][3]) / (rows[1][1] / rows[1][3])
-        per_cpu = (rows[0][1] / rows[0][4]) / (rows[1][1] / rows[1][4])
+    ours, *_, upstream = rows
+    if upstream[1].accepted:
+        wall = (ours[1].accepted / ours[2]) / (upstream[1].accepted / upstream[2])
+        per_cpu = (ours[1].accepted / ours[3]) / (upstream[1].accepted / upstream[3])
         print(f"batched vs one at a time: {wall:.2f}x accepted/min, {per_cpu:.2f}x per CPU-minute")
     else:
         print("batched vs one at a time: no ratio, the baseline accepted nothing (raise --samples)")
+    # labdesk's own overhead: the stage's time outside llama.cpp's decode calls (prompt
+    # building, filters, sampling, grammar, files), by the clock and by CPU.
+    print(
+        f"labdesk: llama.cpp decoding {decode[0]:.1f}s of the stage's {ours[2]:.1f}s wall "
+        f"(own overhead {1 - decode[0] / ours[2]:.0%}); {decode[1]:.1f} of {ours[3]:.1f} "
+        f"CPU-s (own overhead {1 - decode[1] / ours[3]:.0%}); computed {computed:,} prompt "
+        f"tokens, found {reused:,} in the cache"
+    )
     # Batching shares decode steps between sequences; it cannot make a prompt token cheaper to
     # compute. Both runs compute about the same prompt tokens (the baseline's Llama reuses the
     # prefix it shares with the previous request), so the baseline's prompt time bounds any
     # speed-up: even free generation, sampling and Python leave it.
     n_prompt, t_prompt, n_gen, t_gen = baseline.llama_time()
-    base_wall = rows[1][3]
+    base_wall = upstream[2]
     print(
-        f"baseline time: prompts {t_prompt:.1f}s ({n_prompt:,} tokens), generation {t_gen:.1f}s "
-        f"({n_gen:,} tokens), sampling/grammar/Python {base_wall - t_prompt - t_gen:.1f}s; "
-        f"labdesk computed {computed:,} prompt tokens (and found {reused:,} in the cache)"
+        f"one at a time: prompts {t_prompt:.1f}s ({n_prompt:,} tokens), generation "
+        f"{t_gen:.1f}s ({n_gen:,} tokens), sampling/grammar/Python "
+        f"{base_wall - t_prompt - t_gen:.1f}s; bound from its prompts alone: "
+        f"{base_wall / max(t_prompt, 1e-9):.2f}x"
     )
-    bound = base_wall / max(t_prompt, 1e-9)
-    print(f"bound from prompts alone (generation, sampling and Python free): {bound:.2f}x")
+    if len(rows) == 3:
+        server_row = rows[1]
+        ratio = (ours[1].teacher_tokens / ours[3]) / (server_row[1].teacher_tokens / server_row[3])
+        print(f"labdesk / llama.cpp C++ at {args.parallel} slots: {ratio:.2f}×")
 
 
 def main() -> None:
@@ -251,9 +290,11 @@ def main() -> None:
     parser.add_argument(
         "--teacher",
         action="append",
-        help="tiny (the tiny recipe's), llama32k or llama32k-q4 (random weights, real 32K Llama "
-        "vocabulary) or a GGUF path; repeat for several (default: tiny and llama32k)",
+        help="smollm2 (SmolLM2-135M-Instruct Q4_1 in ../models), tiny (the tiny recipe's), "
+        "llama32k or llama32k-q4 (random weights, real 32K Llama vocabulary) or a GGUF path; "
+        "repeat for several (default: smollm2 when present, else tiny and llama32k)",
     )
+    parser.add_argument("--llama-cpp-bin", type=Path, help="folder with llama.cpp's built tools")
     parser.add_argument("--samples", type=int, default=4, help="samples_per_leaf")
     parser.add_argument("--parallel", type=int, default=8, help="engine.parallel for labdesk")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
@@ -261,7 +302,8 @@ def main() -> None:
     parser.add_argument("--judge-tokens", type=int, default=96, help="generate.judge_max_tokens")
     parser.add_argument("--set", action="append", default=[], help="more recipe overrides")
     args = parser.parse_args()
-    for name in args.teacher or ["tiny", "llama32k"]:
+    default = ["smollm2"] if SMOLLM2.is_file() else ["tiny", "llama32k"]
+    for name in args.teacher or default:
         with tempfile.TemporaryDirectory(prefix="labdesk-bench-generate-") as tmp:
             measure(name, args, Path(tmp))
 

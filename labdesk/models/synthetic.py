@@ -22,20 +22,35 @@ def write_random_llama(
     n_head_kv: int = 2,
     n_ff: int = 172,
     n_ctx_train: int = 2048,
+    n_vocab: int | None = None,
     seed: int = 0,
 ) -> Path:
-    """Write a Llama GGUF with random F32 weights and the tokenizer of `tokenizer_from`."""
+    """Write a Llama GGUF with random F32 weights and the tokenizer of `tokenizer_from`.
+
+    `n_vocab` larger than that tokenizer's pads it with unused tokens (the tokenizer never
+    produces them; the model still scores them): the shape of a model with a bigger
+    vocabulary, such as Qwen2's 151,936 tokens, for measuring what the vocabulary costs.
+    """
     import gguf
     import numpy as np
 
     source = gguf.GGUFReader(tokenizer_from)
-    n_vocab = len(source.fields["tokenizer.ggml.tokens"].contents())
+    own = len(source.fields["tokenizer.ggml.tokens"].contents())
+    n_vocab = n_vocab or own
+    padding = {
+        "tokenizer.ggml.tokens": [f"<unused{i}>" for i in range(n_vocab - own)],
+        "tokenizer.ggml.scores": [0.0] * (n_vocab - own),
+        "tokenizer.ggml.token_type": [int(gguf.TokenType.UNUSED)] * (n_vocab - own),
+    }
     writer = gguf.GGUFWriter(path, "llama")
     for key, field in source.fields.items():
         if key.startswith(_SKIPPED_KEYS):
             continue
         sub_type = field.types[1] if len(field.types) > 1 else None
-        writer.add_key_value(key, field.contents(), field.types[0], sub_type)
+        value = field.contents()
+        if key in padding:
+            value = [*value, *padding[key]]  # type: ignore[misc]
+        writer.add_key_value(key, value, field.types[0], sub_type)
     head_dim = n_embd // n_head
     writer.add_context_length(n_ctx_train)
     writer.add_embedding_length(n_embd)
