@@ -83,12 +83,12 @@ def export_run(
     reporter: Reporter = null_reporter,
 ) -> TunedModel:
     """Export `run`'s final adapter as a chat model; returns its registry record."""
-    from labdesk.chat.template import derive_chat_format
     from labdesk.export.gguf import convert_model
     from labdesk.export.gguf_adapter import convert_adapter
     from labdesk.export.merge import merge_adapter
     from labdesk.export.modelfile import render_modelfile
     from labdesk.export.quantize import quantize
+    from labdesk.models.chat_template import derive_chat_format
     from labdesk.models.ggufinfo import read_gguf
 
     adapter = run.final_adapter
