@@ -139,6 +139,34 @@ class MixSettings(_Section):
     distractors: int = Field(
         2, ge=0, description="Other documents around the relevant one (phase 2)."
     )
+    long_share: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of knowledge Q&A also trained with their chunk among distractors "
+        "(phase 2; long samples cost many tokens each).",
+    )
+    document_text: bool = Field(
+        True, description="Phase 2 also learns the document text itself, chunk by chunk."
+    )
+    self_replay: int = Field(
+        0,
+        ge=0,
+        description="General prompts the base student answers once; its own answers are "
+        "replayed in every phase to protect what it knew (0: off).",
+    )
+    self_replay_share: float = Field(
+        0.3,
+        ge=0.0,
+        le=4.0,
+        description="Self-replay samples added to each phase, as a share of the phase's size.",
+    )
+    self_replay_tokens: int = Field(
+        192,
+        ge=16,
+        description="Longest base answer kept for self-replay (longer ones are cut "
+        "off and dropped).",
+    )
     replay_set: str | None = Field(
         None, description="Optional JSONL of general chat data mixed into the skills phase."
     )
