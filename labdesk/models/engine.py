@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labdesk.errors import ModelError
-from labdesk.models.chat import ChatTemplate
+from labdesk.models.chat_template import ChatTemplate
 from labdesk.models.ggufinfo import GGUFInfo, read_gguf
 from labdesk.models.memory import MemoryPlan, check_fits, gpu_device, plan_memory
 from labdesk.models.types import GenRequest, GenResult, ScoreRequest, ScoreResult
@@ -135,11 +135,7 @@ class Engine:
         self._bos = int(llama_cpp.llama_vocab_bos(self._vocab))
         self.n_ctx = settings.n_ctx
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
-        self._template = ChatTemplate(
-            settings.chat_template or info.chat_template,
-            bos_token=info.bos_token or "",
-            eos_token=info.eos_token or "",
-        )
+        self.template = ChatTemplate.for_gguf(info, settings.chat_template)
 
     @classmethod
     def load(cls, path: Path | str, settings: EngineSettings) -> Engine:
@@ -255,7 +251,7 @@ class Engine:
         self, messages: list[dict[str, str]], add_generation_prompt: bool = True
     ) -> str:
         """`messages` rendered with the model's chat template (or the recipe's override)."""
-        return self._template.render(messages, add_generation_prompt=add_generation_prompt)
+        return self.template.render(messages, add_generation_prompt=add_generation_prompt)
 
     # -- generation ------------------------------------------------------------------------
 
