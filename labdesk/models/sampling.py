@@ -121,6 +121,8 @@ class Sampler:
         self.top_p = request.top_p
         self.rng = np.random.default_rng(request.seed)
         self.grammar: Any = None
+        self._one: Any = None  # the one-candidate array `_allowed` reuses
+        self._one_array: Any = None
         if grammar is not None:
             self.grammar = llama_cpp.llama_sampler_init_grammar(
                 engine.vocab, grammar.encode("utf-8"), b"root"
@@ -152,12 +154,18 @@ class Sampler:
         return draw_top_p(self._masked(logits), self.temperature, self.top_p, self.rng)
 
     def _allowed(self, token: int) -> bool:
+        """Whether the grammar allows `token` next (one candidate through it)."""
         import llama_cpp
 
-        one = llama_cpp.llama_token_data(token, 1.0, 0.0)
-        candidates = llama_cpp.llama_token_data_array(ctypes.pointer(one), 1, -1, False)
-        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(candidates))
-        return not math.isinf(one.logit)
+        if self._one is None:  # made once: this runs for every token of a constrained slot
+            self._one = llama_cpp.llama_token_data(0, 1.0, 0.0)
+            self._one_array = llama_cpp.llama_token_data_array(
+                ctypes.pointer(self._one), 1, -1, False
+            )
+        self._one.id, self._one.logit = token, 1.0
+        self._one_array.size, self._one_array.selected = 1, -1
+        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(self._one_array))
+        return not math.isinf(self._one.logit)
 
     def _masked(self, logits: Logits) -> Logits:
         """`logits` with -inf wherever the grammar refuses the token (the full pass)."""
