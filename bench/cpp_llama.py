@@ -18,6 +18,7 @@ and give the benchmarks `--llama-cpp-bin /work/llama-cpp-bin`.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -32,6 +33,16 @@ from typing import Any
 
 from labdesk.models.sampling import request_grammar
 from labdesk.models.types import FinishReason, GenRequest, GenResult
+
+
+def _env(binary: Path) -> dict[str, str]:
+    """The environment to run a tool in: its folder's shared libraries first (a build's
+    RUNPATH names the build tree, which may be gone once the tools are copied out)."""
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        p for p in (str(binary.parent), env.get("LD_LIBRARY_PATH", "")) if p
+    )
+    return env
 
 
 def tool(bin_dir: Path | None, name: str) -> Path | None:
@@ -57,7 +68,7 @@ class CppServer:
         ]
         self.slots = slots
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(binary)
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -202,7 +213,9 @@ def batched_bench(
         *("-npp", str(prompt), "-ntg", str(generated), "-npl", ",".join(map(str, slots))),
         *("-t", str(threads), "-tb", str(threads)),
     ]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        command, capture_output=True, text=True, check=True, env=_env(binary)
+    ).stdout
     rates = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
