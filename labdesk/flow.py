@@ -96,7 +96,7 @@ def run_flow(
     run = RunPaths(ws.run_dir(run_name or recipe.name))
     run.root.mkdir(parents=True, exist_ok=True)
     write_json(run.recipe, recipe.model_dump(mode="json"))
-    state = _State(run.root / "state.json")
+    state = _State(run.state)
     result = FlowResult(run)
     if recipe.teacher.builtin:
         reporter(
@@ -167,7 +167,8 @@ def run_flow(
     def mix(resume: bool) -> None:
         from labdesk.train.mix import mix_run
 
-        mix_run(run, recipe.mix, recipe.system_prompt, reporter)
+        leaves = [leaf.path for leaf in taxonomy.leaves]
+        mix_run(run, recipe.mix, recipe.system_prompt, reporter, leaves=leaves)
 
     def train(resume: bool) -> None:
         from labdesk.train.phases import resolve_student, train_run

@@ -48,36 +48,39 @@ def _generate(args: argparse.Namespace) -> int:
 
     if args.preview is not None and args.preview < 1:
         raise ConfigError("--preview needs a number of samples of at least 1")
-    recipe, run, ws = open_run(args, record=args.preview is None)  # a preview writes nothing
-    taxonomy = load_taxonomy(args.taxonomy or ws.ensure_taxonomy())
-    if not taxonomy.leaves:
-        raise ConfigError(
-            "the taxonomy has no valid leaf to generate from",
-            where=str(taxonomy.root),
-            hint="check it with `labdesk taxonomy check`",
-        )
-    run_dir = run.root
-    with ProgressRenderer() as render:
-        try:
-            report = run_generation(
-                taxonomy,
-                recipe,
-                run_dir,
-                ws=ws,
-                leaves=args.leaf or None,
-                preview=args.preview,
-                reporter=render,
+    # a preview writes nothing into the run, so it needs no lock
+    with open_run(args, "labdesk generate", record=args.preview is None) as (recipe, run, ws):
+        taxonomy = load_taxonomy(args.taxonomy or ws.ensure_taxonomy())
+        if not taxonomy.leaves:
+            check = "labdesk taxonomy check" + (
+                f" --taxonomy {args.taxonomy}" if args.taxonomy else ""
             )
-        except KeyboardInterrupt:
-            # Every decided sample and every finished reply is already on disk.
-            raise Cancelled(
-                "generation interrupted; run the same command again to resume"
-            ) from None
+            raise ConfigError(
+                "the taxonomy has no valid leaf to generate from",
+                where=str(taxonomy.root),
+                hint=f"see why with `{check}`",
+            )
+        with ProgressRenderer() as render:
+            try:
+                report = run_generation(
+                    taxonomy,
+                    recipe,
+                    run.root,
+                    ws=ws,
+                    leaves=args.leaf or None,
+                    preview=args.preview,
+                    reporter=render,
+                )
+            except KeyboardInterrupt:
+                # Every decided sample and every finished reply is already on disk.
+                raise Cancelled(
+                    "generation interrupted; run the same command again to resume"
+                ) from None
     if args.preview is not None:
         _print_preview(report)
     else:
         _print_report(report)
-        console.print(f"written to {run_dir / 'generated'}")
+        console.print(f"written to {run.generated}")
     return 0
 
 

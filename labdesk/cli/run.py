@@ -29,10 +29,9 @@ def _run(args: argparse.Namespace) -> int:
     from labdesk.cli.render import ProgressRenderer
     from labdesk.flow import run_flow
 
-    recipe, run, ws = open_run(args)
-    with ProgressRenderer() as render:
+    with open_run(args, "labdesk run") as (recipe, run, ws), ProgressRenderer() as render:
         result = run_flow(
-            recipe, ws, run_name=run.root.name, taxonomy_root=args.taxonomy, reporter=render
+            recipe, ws, run_name=run.name, taxonomy_root=args.taxonomy, reporter=render
         )
     if args.format == "json":
         stages = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from labdesk.errors import ConfigError
 from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import read_jsonl, write_json, write_jsonl
 from labdesk.recipes import MixSettings
-from labdesk.runs import PHASES, RunPaths
+from labdesk.runs import PHASES, RunPaths, require_data
 
 Sample = dict[str, Any]
 
@@ -264,8 +265,14 @@ def mix_run(
     settings: MixSettings,
     system_prompt: str,
     reporter: Reporter = null_reporter,
+    *,
+    leaves: Iterable[str] | None = None,
 ) -> Composition:
-    """Mix a run's accepted samples into ``run.mixed`` (atomic writes) and return the table."""
+    """Mix a run's accepted samples into ``run.mixed`` (atomic writes) and return the table.
+
+    Refuses when any of `leaves` (default: those generation started on) has no accepted sample.
+    """
+    require_data(run, leaves)
     samples = load_accepted(run)
     if not samples:
         raise ConfigError(

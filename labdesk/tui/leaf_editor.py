@@ -24,8 +24,8 @@ from labdesk.tui.work import notify_error
 if TYPE_CHECKING:
     from labdesk.taxonomy import Problem
 
-MISSING_KEY = re.compile(r"'(\w+)' is a required property")
-"""JSON Schema's wording for a missing key: the problem belongs at that key's field."""
+MISSING_KEY = re.compile(r"^(\w+) is missing$")
+"""How a missing key is worded (`labdesk.taxonomy.wording`): it belongs at that key's field."""
 VALIDATE_DELAY_S = 0.3
 """Validation waits for a pause in typing, so a fast typist never waits for it."""
 
