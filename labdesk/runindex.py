@@ -44,6 +44,30 @@ def check_run_name(name: str) -> str:
     return name
 
 
+def default_run_name(recipe: str) -> str:
+    """The run a recipe works on when none is named: its name, as `labdesk run` names it (read
+    from the file without validating it, so a broken recipe still names its run)."""
+    from labdesk.recipes import available_recipes
+
+    if recipe in available_recipes():
+        return recipe
+    path = Path(recipe)
+    try:
+        import yaml
+
+        name = yaml.safe_load(path.read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        name = None
+    return name if isinstance(name, str) and RUN_NAME.fullmatch(name) else path.stem
+
+
+def recorded_recipe(run_dir: Path) -> str | None:
+    """The name of the recipe a run recorded, if it did."""
+    data = _read_json(RunPaths(run_dir).recipe)
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def run_names(runs_dir: Path) -> list[str]:
     if not runs_dir.is_dir():
         return []
@@ -57,10 +81,9 @@ def list_runs(runs_dir: Path) -> list[RunInfo]:
 
 
 def describe(run: RunPaths) -> RunInfo:
-    recipe = _read_json(run.recipe)
     return RunInfo(
         name=run.name,
-        recipe=recipe.get("name") if isinstance(recipe, dict) else None,
+        recipe=recorded_recipe(run.root),
         made=made(run),
         changed=max((p.stat().st_mtime for p in run.root.rglob("*")), default=time.time()),
         in_use_by=in_use_by(run),

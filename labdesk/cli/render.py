@@ -25,7 +25,9 @@ console_err = Console(stderr=True, soft_wrap=True)
 LEAF_WIDTH = 36
 """Leaf paths are shown by their end (`…/freeform/haiku`): it is what tells them apart."""
 LOG_EVERY_S = 15.0
-"""Piped, an item's progress is logged at least this often, and at each tenth of it."""
+"""Piped, an item's progress is logged at least this often, and at each tenth of it (at most
+every `LOG_GAP_S`), besides its first and last step."""
+LOG_GAP_S = 3.0
 
 
 @dataclass
@@ -129,7 +131,7 @@ class ProgressRenderer:
         now = time.monotonic()
         fraction = stage.fraction() or 0.0
         due = (
-            fraction >= stage.logged_fraction + 0.1
+            (fraction >= stage.logged_fraction + 0.1 and now - stage.logged_at >= LOG_GAP_S)
             or fraction < stage.logged_fraction  # a new item
             or now - stage.logged_at >= LOG_EVERY_S
             or (fraction >= 1.0 > stage.logged_fraction)
@@ -161,10 +163,15 @@ class ProgressRenderer:
 
 def _advance(stage: _Stage, event: Event) -> None:
     """Fold one event into the stage's state."""
-    if event.leaf is None and event.step is None:
+    if event.leaf is None and (
+        event.step is None or (stage.outer is not None and stage.outer[1] == event.total)
+    ):
+        # the stage's own count (leaves, phases): a step may name the item it just counted
         if event.total:
             stage.outer = (event.done or 0, event.total)
             stage.inner = None
+        if event.step is not None:
+            stage.item = event.step
         return
     item = " · ".join(
         p for p in (tail_path(event.leaf, LEAF_WIDTH) if event.leaf else None, event.step) if p

@@ -23,7 +23,6 @@ from textual.widgets import (
     Button,
     Checkbox,
     Footer,
-    Header,
     Input,
     Label,
     OptionList,
@@ -33,6 +32,7 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 
 from labdesk.errors import LabdeskError
+from labdesk.tui.widgets import ModeBar
 from labdesk.tui.work import notify_error
 
 if TYPE_CHECKING:
@@ -70,7 +70,9 @@ class Bubble(Static):
 
 class ChatScreen(Screen[None]):
     DEFAULT_CSS = """
-    ChatScreen #side { width: 34; border-right: vkey $panel; padding: 0 1; }
+    ChatScreen #side {
+        width: 28%; min-width: 24; max-width: 40; border-right: vkey $panel; padding: 0 1;
+    }
     ChatScreen #sessions { height: 1fr; }
     ChatScreen #panes { height: 1fr; }
     ChatScreen .pane { width: 1fr; padding: 0 1; }
@@ -82,6 +84,8 @@ class ChatScreen(Screen[None]):
         Binding("escape", "stop", "Stop answer"),
         Binding("ctrl+n", "new_chat", "New chat"),
     ]
+    AUTO_FOCUS = "#prompt"
+    """Typing on arrival goes to the question box: the first message is never lost."""
 
     app: LabdeskApp
 
@@ -96,7 +100,7 @@ class ChatScreen(Screen[None]):
         self.busy = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("chat")
         with Horizontal():
             with Vertical(id="side"):
                 yield Label("Model", classes="pane-title")

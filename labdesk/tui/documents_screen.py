@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, OptionList, Static
+from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from labdesk.tui.work import notify_error
@@ -41,7 +41,6 @@ class DocumentsScreen(Screen[None]):
         self.chunks: list[Chunk] = []
 
     def compose(self) -> ComposeResult:
-        yield Header()
         yield Label(f"Documents of {escape(self.leaf_path)}", classes="pane-title", id="title")
         with Horizontal():
             yield OptionList(id="files")

@@ -22,7 +22,6 @@ from textual.widgets import (
     Checkbox,
     DataTable,
     Footer,
-    Header,
     Label,
     RichLog,
     Select,
@@ -31,9 +30,10 @@ from textual.widgets import (
 )
 
 from labdesk.errors import Cancelled
+from labdesk.pathtext import tail_path
 from labdesk.runs import RunPaths
 from labdesk.tui.jsonl_view import JsonlView
-from labdesk.tui.widgets import RecipeSelect
+from labdesk.tui.widgets import ModeBar, RecipeSelect
 from labdesk.tui.work import CoreEvent, Job, JobScreen, notify_error
 
 if TYPE_CHECKING:
@@ -85,16 +85,31 @@ def leaf_needs_work(leaf: Leaf, paths: RunPaths) -> bool:
     return not manifest.get("complete") or inputs.get("content_hash") != leaf.content_hash
 
 
+COLUMNS = (
+    ("leaf", "leaf", 0),
+    ("step", "step", 12),
+    ("progress", "done", 7),
+    ("accepted", "✓", 4),
+    ("rejected", "✗", 4),
+    ("speed", "tok/s", 5),
+    ("status", "status", 7),
+)
+"""The leaf table's columns: (key, label, width); the leaf gets what the others leave."""
+
+
 class GenerateScreen(JobScreen):
     DEFAULT_CSS = """
-    GenerateScreen #setup { width: 46; border-right: vkey $panel; padding: 0 1; }
-    GenerateScreen #leaves { height: 1fr; }
+    GenerateScreen #setup {
+        width: 32%; min-width: 26; max-width: 48; border-right: vkey $panel; padding: 0 1;
+    }
+    GenerateScreen #leaves { height: 1fr; min-height: 3; }
     GenerateScreen #main { width: 1fr; }
     GenerateScreen #leaf-table { height: auto; max-height: 12; }
-    GenerateScreen #events { height: 8; border-top: hkey $panel; }
+    GenerateScreen #events { height: 1fr; min-height: 3; max-height: 8; border-top: hkey $panel; }
     GenerateScreen #status { height: 1; padding: 0 1; }
     GenerateScreen #sample-bar { height: auto; padding: 0 1; }
     GenerateScreen #sample-file { width: 1fr; }
+    GenerateScreen #samples { min-height: 3; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+g", "start", "Start"),
@@ -106,13 +121,11 @@ class GenerateScreen(JobScreen):
     def __init__(self) -> None:
         super().__init__()
         self.taxonomy: Taxonomy | None = None
-
-    @property
-    def paths(self) -> RunPaths:
-        return RunPaths(self.app.run_dir)
+        self.changed: set[str] = set()
+        """Leaves never generated, left incomplete, or edited since, in the current run."""
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("generate")
         with Horizontal():
             with Vertical(id="setup"):
                 yield Label("Recipe", classes="pane-title")
@@ -137,23 +150,45 @@ class GenerateScreen(JobScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        super().on_mount()
         table = self.query_one("#leaf-table", DataTable)
-        for key, label, width in (
-            ("leaf", "leaf", 30),
-            ("step", "step", 12),
-            ("progress", "progress", 8),
-            ("accepted", "✓", 4),
-            ("rejected", "✗", 4),
-            ("speed", "tok/s", 5),
-            ("status", "status", 7),
-        ):
-            table.add_column(label, key=key, width=width)
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width or 12)
         self._load_leaves()
         self.refresh_sample_files()
 
     def on_screen_resume(self) -> None:
         if self.is_mounted and self.job is None:
             self._load_leaves()
+
+    def _run_changed(self) -> None:
+        if self.job is None:
+            self.query_one("#leaf-table", DataTable).clear()
+            self.query_one("#status", Static).update("idle")
+            self._load_leaves()
+            self.refresh_sample_files()
+
+    def on_resize(self) -> None:
+        self._fit_leaf_column()
+        if self.taxonomy is not None:
+            self._show_leaves(self.taxonomy, self.changed)
+
+    def _fit_leaf_column(self) -> None:
+        """The leaf column takes the table's width that the other columns leave (each column
+        also takes 2 cells of padding)."""
+        table = self.query_one("#leaf-table", DataTable)
+        others = sum(width + 2 for _, _, width in COLUMNS[1:])
+        leaf = table.columns.get("leaf")  # type: ignore[call-overload]
+        if leaf is not None:
+            leaf.width = max(10, table.size.width - others - 2)
+            leaf.auto_width = False
+            table._require_update_dimensions = True  # DataTable re-measures on its next idle
+            table.refresh()
+
+    def _leaf_text(self, path: str) -> str:
+        table = self.query_one("#leaf-table", DataTable)
+        leaf = table.columns.get("leaf")  # type: ignore[call-overload]
+        return tail_path(path, leaf.width if leaf is not None else 30)
 
     # leaves --------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="generate-leaves")
@@ -169,11 +204,14 @@ class GenerateScreen(JobScreen):
         self.app.call_from_thread(self._show_leaves, taxonomy, changed)
 
     def _show_leaves(self, taxonomy: Taxonomy, changed: set[str]) -> None:
-        self.taxonomy = taxonomy
+        self.taxonomy, self.changed = taxonomy, changed
         leaves = self.query_one("#leaves", SelectionList)
+        kept = set(leaves.selected) if leaves.option_count else changed
+        width = max(8, leaves.size.width - 6)  # the tick box and the scrollbar
         leaves.clear_options()
         for leaf in taxonomy.leaves:
-            leaves.add_option((leaf.path, leaf.path, leaf.path in changed))
+            # shown by its distinguishing end; the full path is the option's value
+            leaves.add_option((escape(tail_path(leaf.path, width)), leaf.path, leaf.path in kept))
         invalid = len({p.file for p in taxonomy.errors})
         if invalid:
             self.log_line(f"[yellow]{invalid} invalid leaf file(s) left out: fix them on F2[/]")
@@ -186,12 +224,14 @@ class GenerateScreen(JobScreen):
             self.notify("tick at least one leaf", severity="warning")
             return
         preview = self.query_one("#preview", Checkbox).value
-        if (job := self.begin_job("generate")) is None:
+        # a preview writes nothing into the run: it needs no lock
+        if (job := self.begin_job("generate", writes_run=not preview)) is None:
             return
         table = self.query_one("#leaf-table", DataTable)
         table.clear()
+        self._fit_leaf_column()
         for path in chosen:
-            table.add_row(path, "", "", "0", "0", "", "waiting", key=path)
+            table.add_row(self._leaf_text(path), "", "", "0", "0", "", "waiting", key=path)
         self.query_one("#status", Static).update("loading the teacher…")
         self._generate(job, self.app.recipe_name, chosen, preview)
 
@@ -220,7 +260,7 @@ class GenerateScreen(JobScreen):
             report = run_generation(
                 taxonomy,
                 recipe,
-                self.app.run_dir,
+                job.run.root,
                 ws=self.app.workspace,
                 leaves=leaves,
                 preview=PREVIEW_CANDIDATES if preview else None,

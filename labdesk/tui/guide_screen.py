@@ -5,7 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown
+from textual.widgets import Footer, Markdown
+
+from labdesk.tui.widgets import ModeBar
 
 GUIDE = """\
 # The LAB flow in labdesk
@@ -50,7 +52,7 @@ class GuideScreen(Screen[None]):
     """
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("guide")
         with VerticalScroll():
             yield Markdown(GUIDE)
         yield Footer()

@@ -16,9 +16,7 @@ def _skill(seeds: list[dict[str, str]], **fields: object) -> str:
 
 
 def _errors(text: str, path: str = SKILL) -> dict[str, str]:
-    return {
-        p.yaml_path: p.message for p in validate_text(text, path) if p.severity == "error"
-    }
+    return {p.yaml_path: p.message for p in validate_text(text, path) if p.severity == "error"}
 
 
 def seeds(n: int) -> list[dict[str, str]]:
@@ -74,6 +72,4 @@ def test_a_knowledge_leaf_counts_its_pairs() -> None:
     )
     errors = _errors(text, "knowledge/geo/kelderwick/qna.yaml")
     assert errors[".seed_examples"] == "seeds 1, 2, 3, 4 and 5 are the same"
-    assert errors[".seed_examples[0].questions_and_answers"] == (
-        "Q&A pairs 1 and 2 are the same"
-    )
+    assert errors[".seed_examples[0].questions_and_answers"] == ("Q&A pairs 1 and 2 are the same")
