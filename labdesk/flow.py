@@ -105,7 +105,7 @@ def run_flow(
                 "warning",
                 "this recipe uses tiny models built on this machine: every stage runs for real, "
                 "but the text they write is nonsense. For real results use a recipe sized for "
-                "your hardware: `labdesk doctor` picks one, `labdesk run --recipe NAME` runs it.",
+                "your hardware: `labdesk doctor` picks one, `labdesk recipes list` shows them all.",
             )
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 def tail_path(path: str, width: int) -> str:
     """`path` in at most `width` characters: whole trailing parts after ``…/`` where they fit,
-    else the end of the last part after ``…``."""
+    else the last part alone, else the end of the last part after ``…``."""
     if len(path) <= width:
         return path
     parts = path.split("/")
@@ -20,4 +20,6 @@ def tail_path(path: str, width: int) -> str:
         kept = f"{part}/{kept}"
     if len(kept) + 2 <= width:
         return f"…/{kept}"
+    if len(parts[-1]) <= width:
+        return parts[-1]
     return "…" + parts[-1][-(width - 1) :] if width > 1 else "…"

@@ -44,6 +44,8 @@ class _Stage:
     extras: str = ""
     logged_at: float = 0.0
     logged_fraction: float = -1.0
+    logged: tuple[str, tuple[int, int] | None, tuple[int, int] | None] | None = None
+    """What the last logged line said (item, outer, inner): a line is never repeated."""
 
     def fraction(self) -> float | None:
         inner = self.inner[0] / self.inner[1] if self.inner and self.inner[1] else None
@@ -75,7 +77,7 @@ class ProgressRenderer:
         self._stages: dict[str, _Stage] = {}
         self._tasks: dict[str, TaskID] = {}
         self._began = time.monotonic()
-        self._progress = Progress(
+        self.progress = Progress(
             TextColumn("[bold]{task.description:<8}"),
             BarColumn(bar_width=24),
             TextColumn("{task.fields[counts]:>7}"),
@@ -87,7 +89,7 @@ class ProgressRenderer:
 
     def __enter__(self) -> ProgressRenderer:
         if self.live:
-            self._progress.start()
+            self.progress.start()
         return self
 
     def __exit__(
@@ -97,7 +99,7 @@ class ProgressRenderer:
         tb: TracebackType | None,
     ) -> None:
         if self.live:
-            self._progress.stop()
+            self.progress.stop()
 
     def __call__(self, event: Event) -> None:
         if event.kind in ("message", "warning") or (event.message and event.kind != "progress"):
@@ -120,25 +122,29 @@ class ProgressRenderer:
             "clock": _clock_text(time.monotonic() - stage.began, stage.eta()),
         }
         if name not in self._tasks:
-            self._tasks[name] = self._progress.add_task(name, total=1.0, **fields)  # type: ignore[arg-type]
+            self._tasks[name] = self.progress.add_task(name, total=1.0, **fields)  # type: ignore[arg-type]
         task = self._tasks[name]
-        self._progress.update(task, completed=fraction or 0.0)
-        self._progress.update(task, total=None if fraction is None else 1.0)
-        self._progress.update(task, **fields)  # type: ignore[arg-type]
+        self.progress.update(task, completed=fraction or 0.0)
+        self.progress.update(task, total=None if fraction is None else 1.0)
+        self.progress.update(task, **fields)  # type: ignore[arg-type]
 
     # piped ---------------------------------------------------------------------------------
     def _log(self, name: str, stage: _Stage) -> None:
         now = time.monotonic()
         fraction = stage.fraction() or 0.0
-        due = (
-            (fraction >= stage.logged_fraction + 0.1 and now - stage.logged_at >= LOG_GAP_S)
-            or fraction < stage.logged_fraction  # a new item
+        said = (stage.item, stage.outer, stage.inner)
+        item_ends = stage.inner is not None and stage.inner[0] >= stage.inner[1]
+        due = said != stage.logged and (
+            stage.logged is None
+            or said[0] != stage.logged[0]  # a new item: its first line
+            or said[1] != stage.logged[1]  # the stage's own count moved
+            or item_ends  # and its last
+            or (fraction >= stage.logged_fraction + 0.1 and now - stage.logged_at >= LOG_GAP_S)
             or now - stage.logged_at >= LOG_EVERY_S
-            or (fraction >= 1.0 > stage.logged_fraction)
         )
         if not due:
             return
-        stage.logged_at, stage.logged_fraction = now, fraction
+        stage.logged_at, stage.logged_fraction, stage.logged = now, fraction, said
         parts = [f"{name} {stage.counts()}".strip(), stage.item, stage.extras]
         eta = stage.eta()
         if eta is not None:
@@ -170,8 +176,7 @@ def _advance(stage: _Stage, event: Event) -> None:
         if event.total:
             stage.outer = (event.done or 0, event.total)
             stage.inner = None
-        if event.step is not None:
-            stage.item = event.step
+        stage.item, stage.extras = event.step or "", ""
         return
     item = " · ".join(
         p for p in (tail_path(event.leaf, LEAF_WIDTH) if event.leaf else None, event.step) if p

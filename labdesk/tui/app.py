@@ -69,9 +69,10 @@ class LabdeskApp(App[None]):
     Screen { background: $background; }
     .pane-title { text-style: bold; color: $accent; padding: 0 1; }
     .hint { color: $text-muted; padding: 0 1; }
-    .toolbar { height: auto; padding: 0 1; }
+    .toolbar { height: auto; margin-top: 1; }
     .toolbar > * { margin-right: 1; }
-    .toolbar > Button { min-width: 12; }
+    /* compact one-line buttons: three fit a side pane of 28 columns */
+    .toolbar > Button { min-width: 0; padding: 0; }
     """
     MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "guide": _lazy("guide_screen", "GuideScreen"),
@@ -131,8 +132,8 @@ class LabdeskApp(App[None]):
         if self._start_mode != self.current_mode:
             await self.switch_mode(self._start_mode)
 
-    def start_job(self, name: str, run: RunPaths) -> Job:
-        job = Job(name, run)
+    def start_job(self, name: str, run: RunPaths, *, writes_run: bool = True) -> Job:
+        job = Job(name, run, writes_run=writes_run)
         self.jobs = [j for j in self.jobs if not j.finished] + [job]
         return job
 

@@ -115,7 +115,7 @@ class ChatScreen(Screen[None]):
                     yield VerticalScroll(id="base-pane", classes="pane")
                 yield Static("", id="status")
                 yield Input(placeholder="Ask something (enter sends, escape stops)", id="prompt")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_models()

@@ -46,7 +46,7 @@ class DocumentsScreen(Screen[None]):
             yield OptionList(id="files")
             with VerticalScroll(id="chunks"):
                 yield Static("fetching the documents at their pinned commit…", id="chunk-status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._resolve()

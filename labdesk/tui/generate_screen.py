@@ -8,6 +8,7 @@ stopped (the core keeps a manifest and a reply cache per leaf).
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -87,20 +88,20 @@ def leaf_needs_work(leaf: Leaf, paths: RunPaths) -> bool:
 
 COLUMNS = (
     ("leaf", "leaf", 0),
-    ("step", "step", 12),
-    ("progress", "done", 7),
-    ("accepted", "✓", 4),
-    ("rejected", "✗", 4),
+    ("status", "step", 12),
+    ("progress", "done", 5),
+    ("accepted", "✓", 3),
+    ("rejected", "✗", 3),
     ("speed", "tok/s", 5),
-    ("status", "status", 7),
 )
-"""The leaf table's columns: (key, label, width); the leaf gets what the others leave."""
+"""The leaf table's columns: (key, label, width); the leaf gets what the others leave. The
+step column says where a leaf is: waiting, the pipeline step it is in, then done."""
 
 
 class GenerateScreen(JobScreen):
     DEFAULT_CSS = """
     GenerateScreen #setup {
-        width: 32%; min-width: 26; max-width: 48; border-right: vkey $panel; padding: 0 1;
+        width: 32%; min-width: 28; max-width: 48; border-right: vkey $panel; padding: 0 1;
     }
     GenerateScreen #leaves { height: 1fr; min-height: 3; }
     GenerateScreen #main { width: 1fr; }
@@ -130,15 +131,19 @@ class GenerateScreen(JobScreen):
             with Vertical(id="setup"):
                 yield Label("Recipe", classes="pane-title")
                 yield RecipeSelect()
-                yield Label("Leaves (changed ones are ticked)", classes="pane-title")
+                yield Label("Leaves to generate", classes="pane-title")
                 yield SelectionList[str](id="leaves")
                 yield Checkbox(
-                    f"Preview: try {PREVIEW_CANDIDATES} per leaf, keep none", id="preview"
+                    "Preview only",
+                    id="preview",
+                    tooltip=f"try {PREVIEW_CANDIDATES} samples per leaf and keep none",
                 )
                 with Horizontal(classes="toolbar"):
-                    yield Button("Start", id="start", variant="primary")
-                    yield Button("Pause", id="pause", disabled=True)
-                    yield Button("Cancel", id="cancel", variant="error", disabled=True)
+                    yield Button("Start", id="start", variant="primary", compact=True)
+                    yield Button("Pause", id="pause", disabled=True, compact=True)
+                    yield Button(
+                        "Cancel", id="cancel", variant="error", disabled=True, compact=True
+                    )
             with Vertical(id="main"):
                 yield Static("idle", id="status")
                 table: DataTable[str] = DataTable(id="leaf-table", cursor_type="row")
@@ -147,7 +152,7 @@ class GenerateScreen(JobScreen):
                 with Horizontal(id="sample-bar"):
                     yield Select[str]([], prompt="samples file", id="sample-file")
                 yield JsonlView(id="samples")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -156,6 +161,12 @@ class GenerateScreen(JobScreen):
             table.add_column(label, key=key, width=width or 12)
         self._load_leaves()
         self.refresh_sample_files()
+        self.query_one("#samples", JsonlView).write_guard = self._hold_run_to_drop
+
+    def _hold_run_to_drop(self) -> AbstractContextManager[None]:
+        from labdesk.runlock import hold_run
+
+        return hold_run(self.paths, "the labdesk app: dropping samples")
 
     def on_screen_resume(self) -> None:
         if self.is_mounted and self.job is None:
@@ -231,7 +242,7 @@ class GenerateScreen(JobScreen):
         table.clear()
         self._fit_leaf_column()
         for path in chosen:
-            table.add_row(self._leaf_text(path), "", "", "0", "0", "", "waiting", key=path)
+            table.add_row(self._leaf_text(path), "waiting", "", "0", "0", "", key=path)
         self.query_one("#status", Static).update("loading the teacher…")
         self._generate(job, self.app.recipe_name, chosen, preview)
 
@@ -250,12 +261,11 @@ class GenerateScreen(JobScreen):
     @work(thread=True, exclusive=True, group="generate")
     def _generate(self, job: Job, recipe_name: str, leaves: list[str], preview: bool) -> None:
         from labdesk.generate import run_generation
-        from labdesk.recipes import load_recipe
         from labdesk.taxonomy import load_taxonomy
 
         report: GenerationReport | None = None
         try:
-            recipe = load_recipe(recipe_name)
+            recipe = job.recipe(recipe_name)
             taxonomy = load_taxonomy(self.app.taxonomy_root)
             report = run_generation(
                 taxonomy,
@@ -299,8 +309,10 @@ class GenerateScreen(JobScreen):
         table = self.query_one("#leaf-table", DataTable)
         if event.leaf and event.leaf in table.rows:
             row = event.leaf
-            if event.step:
-                table.update_cell(row, "step", event.step)
+            if event.kind == "done":
+                table.update_cell(row, "status", "done")
+            elif event.step:
+                table.update_cell(row, "status", event.step)
             if event.done is not None and event.total:
                 table.update_cell(row, "progress", f"{event.done}/{event.total}")
             if event.accepted is not None:
@@ -309,9 +321,6 @@ class GenerateScreen(JobScreen):
                 table.update_cell(row, "rejected", str(event.rejected))
             if "tok/s" in event.metrics:
                 table.update_cell(row, "speed", f"{event.metrics['tok/s']:.0f}")
-            table.update_cell(
-                row, "status", {"start": "running", "done": "done"}.get(event.kind, "running")
-            )
         elif event.kind == "progress" and event.total:
             self.query_one("#status", Static).update(f"leaves {event.done}/{event.total}")
         if event.message and event.kind != "progress":

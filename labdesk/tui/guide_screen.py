@@ -38,11 +38,13 @@ flow offline in minutes with tiny models (their text is nonsense, the pipeline i
 | key | does |
 |---|---|
 | F1 … F7 | guide, taxonomy, generate, train, chat, models, run all |
+| F8 | pick or create the run every screen works on (the CLI's runs too) |
 | ctrl+p | command palette: every screen and action by name |
 | ctrl+s | save the leaf being edited |
 | ctrl+n | new leaf from a template |
 | ctrl+e | open the leaf in `$EDITOR` |
-| ctrl+q | quit: finished work is kept, a stopped run resumes next time |
+| alt+up / alt+down | move the seed being edited |
+| ctrl+q | quit: unsaved edits are asked about; a stopped run resumes next time |
 """
 
 
@@ -55,4 +57,4 @@ class GuideScreen(Screen[None]):
         yield ModeBar("guide")
         with VerticalScroll():
             yield Markdown(GUIDE)
-        yield Footer()
+        yield Footer(compact=True)

@@ -43,7 +43,7 @@ def recipe_needs(recipe: Recipe) -> list[tuple[str, ModelRef, Want]]:
 class ModelsScreen(JobScreen):
     DEFAULT_CSS = """
     ModelsScreen #side {
-        width: 32%; min-width: 26; max-width: 48; border-right: vkey $panel; padding: 0 1;
+        width: 32%; min-width: 28; max-width: 48; border-right: vkey $panel; padding: 0 1;
     }
     ModelsScreen #main { width: 1fr; padding: 0 1; }
     ModelsScreen DataTable { height: auto; max-height: 16; margin-bottom: 1; }
@@ -71,7 +71,7 @@ class ModelsScreen(JobScreen):
                 yield DataTable(id="needs", cursor_type="row")
                 yield Label("On this machine", classes="pane-title")
                 yield DataTable(id="stored", cursor_type="row")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()

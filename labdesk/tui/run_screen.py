@@ -28,7 +28,7 @@ STAGES = ("check", "generate", "mix", "train", "export", "evaluate")
 class RunScreen(JobScreen):
     DEFAULT_CSS = """
     RunScreen #setup {
-        width: 30%; min-width: 26; max-width: 44; border-right: vkey $panel; padding: 0 1;
+        width: 30%; min-width: 28; max-width: 44; border-right: vkey $panel; padding: 0 1;
     }
     RunScreen #main { width: 1fr; }
     RunScreen #stages { height: auto; }
@@ -53,13 +53,13 @@ class RunScreen(JobScreen):
                     classes="hint",
                 )
                 with Horizontal(classes="toolbar"):
-                    yield Button("Run all", id="start", variant="primary")
-                    yield Button("Stop", id="stop", variant="error", disabled=True)
+                    yield Button("Run all", id="start", variant="primary", compact=True)
+                    yield Button("Stop", id="stop", variant="error", disabled=True, compact=True)
             with Vertical(id="main"):
                 yield DataTable(id="stages", cursor_type="none")
                 yield Static("not started", id="summary")
                 yield RichLog(id="events", markup=True, wrap=True, max_lines=500)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -113,12 +113,11 @@ class RunScreen(JobScreen):
     @work(thread=True, exclusive=True, group="run")
     def _run(self, job: Job, recipe_name: str) -> None:
         from labdesk.flow import run_flow
-        from labdesk.recipes import load_recipe
 
         result = None
         try:
             result = run_flow(
-                load_recipe(recipe_name),
+                job.recipe(recipe_name),
                 self.app.workspace,
                 run_name=job.run.name,
                 taxonomy_root=self.app.taxonomy_root,

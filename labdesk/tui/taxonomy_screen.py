@@ -137,6 +137,7 @@ class TaxonomyScreen(Screen[None]):
         self.editor: LeafEditor | None = None
         self.current: str | None = None
         """The leaf last picked, even one too broken to open in the form (ctrl+e still works)."""
+        self._groups: dict[str, TreeNode[str]] = {}
         self._asked_about: str | None = None
         """The disk text already asked about (over unsaved edits): asked once per change."""
 
@@ -158,7 +159,7 @@ class TaxonomyScreen(Screen[None]):
                     "(how to do something, from examples).",
                     id="empty",
                 )
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.app.taxonomy_screen = self
@@ -188,7 +189,14 @@ class TaxonomyScreen(Screen[None]):
                 tree.move_cursor(node)
         for top in GROUPS:  # empty groups still show where new leaves go
             if top not in groups:
-                groups[top] = tree.root.add(f"[b]{top}[/b] [dim](empty)[/]", expand=True)
+                groups[top] = tree.root.add(self._group_label(top), expand=True)
+        self._groups = groups
+
+    def _group_label(self, top: str) -> str:
+        """An empty group says so where the tree is wide enough."""
+        width = self.query_one("#leaves", Tree).size.width or 40
+        empty = " [dim](empty)[/]" if len(top) + 10 <= width else ""
+        return f"[b]{top}[/b]{empty}"
 
     def _label(self, rel: str, unsaved: list[str] | None = None) -> str:
         """``● ✓ …/freeform/haiku freeform·5``: unsaved mark and verdict first, then the leaf
@@ -228,6 +236,9 @@ class TaxonomyScreen(Screen[None]):
     def relabel(self) -> None:
         tree = self.query_one("#leaves", Tree)
         unsaved = self.unsaved()
+        for top, group in self._groups.items():
+            if not group.children:
+                group.set_label(self._group_label(top))
         for node in tree.root.children:
             for leaf_node in node.children:
                 if leaf_node.data:

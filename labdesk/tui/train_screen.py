@@ -37,9 +37,15 @@ def _duration(seconds: float) -> str:
 
 
 def memory_plan_text(
-    recipe: Recipe, model_dir_config: dict[str, object], device: str, free: float | None
+    recipe: Recipe,
+    model_dir_config: dict[str, object],
+    device: str,
+    free: float | None,
+    *,
+    detail: bool = False,
 ) -> str:
-    """What each phase needs at peak against what is free (the core's estimate)."""
+    """What each phase needs at peak against what is free (the core's estimate); `detail`
+    adds what the peak is made of."""
     from labdesk.train.memory import estimate
 
     lines = [f"device {device}" + (f" · free {free / GIB:.1f} GiB" if free is not None else "")]
@@ -47,18 +53,21 @@ def memory_plan_text(
         plan = estimate(model_dir_config, recipe.train, phase, device)
         fits = ""
         if free is not None:
-            fits = "[green]fits[/]" if plan.total <= free else "[red]does not fit[/]"
-        lines.append(
-            f"{phase.name}: {plan.total / GIB:.2f} GiB (weights {plan.weights / GIB:.2f}, "
-            f"activations {plan.activations / GIB:.2f}, logits {plan.logits / GIB:.2f}) {fits}"
+            fits = " [green]fits[/]" if plan.total <= free else " [red]does not fit[/]"
+        parts = (
+            f" (weights {plan.weights / GIB:.2f}, activations {plan.activations / GIB:.2f}, "
+            f"logits {plan.logits / GIB:.2f})"
+            if detail
+            else ""
         )
+        lines.append(f"{phase.name}: {plan.total / GIB:.2f} GiB{parts}{fits}")
     return "\n".join(lines)
 
 
 class TrainScreen(JobScreen):
     DEFAULT_CSS = """
     TrainScreen #setup {
-        width: 32%; min-width: 26; max-width: 48; border-right: vkey $panel; padding: 0 1;
+        width: 32%; min-width: 28; max-width: 48; border-right: vkey $panel; padding: 0 1;
     }
     TrainScreen #plan { height: auto; padding: 0 1; border: round $panel; }
     TrainScreen #main { width: 1fr; }
@@ -86,12 +95,13 @@ class TrainScreen(JobScreen):
                 yield Label("Memory plan", classes="pane-title")
                 yield Static("working it out…", id="plan")
                 with Horizontal(classes="toolbar"):
-                    yield Button("Mix + train", id="start", variant="primary")
-                    yield Button("Resume", id="resume")
+                    yield Button("Mix + train", id="start", variant="primary", compact=True)
+                    yield Button("Resume", id="resume", compact=True)
                 with Horizontal(classes="toolbar"):
-                    yield Button("Pause", id="pause", disabled=True)
-                    yield Button("Stop", id="stop", variant="error", disabled=True)
-                yield Button("Export for chat", id="export")
+                    yield Button("Pause", id="pause", disabled=True, compact=True)
+                    yield Button("Stop", id="stop", variant="error", disabled=True, compact=True)
+                with Horizontal(classes="toolbar"):
+                    yield Button("Export for chat", id="export", compact=True)
             with Vertical(id="main"):
                 yield Static("idle", id="status")
                 yield DataTable(id="phases", cursor_type="row")
@@ -99,7 +109,7 @@ class TrainScreen(JobScreen):
                     for phase in PHASES:
                         yield LossChart(phase)
                 yield RichLog(id="events", markup=True, wrap=True, max_lines=300)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -154,11 +164,18 @@ class TrainScreen(JobScreen):
             from labdesk.train.memory import available_bytes
 
             free = None if self.app.snapshot else available_bytes(device)
-            text = memory_plan_text(recipe, config.get("text_config", config), device, free)
+            config = config.get("text_config", config)
+            text = memory_plan_text(recipe, config, device, free)
+            detail = memory_plan_text(recipe, config, device, free, detail=True)
         except Exception as exc:
             notify_error(self.app, exc)
-            text = "[red]no plan: see the notification[/]"
-        self.app.call_from_thread(self.query_one("#plan", Static).update, text)
+            text = detail = "[red]no plan: see the notification[/]"
+        self.app.call_from_thread(self._show_plan, text, detail)
+
+    def _show_plan(self, text: str, detail: str) -> None:
+        plan = self.query_one("#plan", Static)
+        plan.update(text)
+        plan.tooltip = detail
 
     # running -------------------------------------------------------------------------------
     @on(Button.Pressed, "#start")
@@ -233,12 +250,11 @@ class TrainScreen(JobScreen):
     @work(thread=True, exclusive=True, group="train")
     def _export(self, job: Job, recipe_name: str) -> None:
         from labdesk.export.run_export import export_run
-        from labdesk.recipes import load_recipe
         from labdesk.train.phases import resolve_student
 
         name = None
         try:
-            recipe = load_recipe(recipe_name)
+            recipe = job.recipe(recipe_name)
             student = resolve_student(recipe.student, self.app.workspace)
             model = export_run(
                 job.run,
@@ -263,14 +279,13 @@ class TrainScreen(JobScreen):
     @work(thread=True, exclusive=True, group="train")
     def _train(self, job: Job, recipe_name: str, resume: bool, leaves: list[str] | None) -> None:
         """`leaves`: those that must have accepted samples (mixing refuses otherwise)."""
-        from labdesk.recipes import load_recipe
         from labdesk.train.mix import mix_run
         from labdesk.train.phases import resolve_student, train_run
 
         report = job.reporter(self)
         finished = False
         try:
-            recipe = load_recipe(recipe_name)
+            recipe = job.recipe(recipe_name)
             run = job.run
             if not resume or not run.phase_data(PHASES[0]).is_file():
                 mix_run(run, recipe.mix, recipe.system_prompt, report, leaves=leaves)

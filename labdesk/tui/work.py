@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from textual.message_pump import MessagePump
 
     from labdesk.events import Event, Reporter
+    from labdesk.recipes import Recipe
     from labdesk.tui.app import LabdeskApp
 
 
@@ -40,14 +41,26 @@ class Job:
     """The controls of one long core call: cancel, pause and resume; and the run it works on
     (workers read it from here: the app's current run may change once the job ends)."""
 
-    def __init__(self, name: str, run: RunPaths) -> None:
+    def __init__(self, name: str, run: RunPaths, *, writes_run: bool = True) -> None:
         self.name = name
         self.run = run
+        self.writes_run = writes_run
         self.finished = False
         """Set by the screen when the worker ended (kept jobs are only stopped on quit)."""
         self.cancel = threading.Event()
         self._running = threading.Event()
         self._running.set()
+
+    def recipe(self, name: str) -> Recipe:
+        """Load the recipe `name` and, when the job writes into its run, record it there as
+        the CLI does (so `labdesk evaluate RUN` later needs no --recipe)."""
+        from labdesk.fileio import write_json
+        from labdesk.recipes import load_recipe
+
+        recipe = load_recipe(name)
+        if self.writes_run:
+            write_json(self.run.recipe, recipe.model_dump(mode="json"))
+        return recipe
 
     @property
     def paused(self) -> bool:
@@ -120,7 +133,7 @@ class JobScreen(Screen[None]):
             except RunBusy as exc:
                 notify_error(self.app, exc)
                 return None
-        self.job = self.app.start_job(name, run)
+        self.job = self.app.start_job(name, run, writes_run=writes_run)
         self.set_running(True)
         return self.job
 

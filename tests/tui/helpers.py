@@ -22,3 +22,17 @@ async def settle(pilot: Pilot[Any]) -> None:
             with contextlib.suppress(WorkerCancelled, WorkerFailed):
                 await worker.wait()
     await pilot.pause()
+
+
+def tick_only(pilot: Pilot[Any], leaf: str) -> Any:
+    """On the generate screen, tick just `leaf`; returns the screen."""
+    from textual.widgets import SelectionList
+
+    from labdesk.tui.generate_screen import GenerateScreen
+
+    screen = pilot.app.screen
+    assert isinstance(screen, GenerateScreen)
+    leaves = screen.query_one("#leaves", SelectionList)
+    leaves.deselect_all()
+    leaves.select(leaf)
+    return screen

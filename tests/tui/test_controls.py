@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from textual.widgets import DataTable, OptionList, SelectionList, Static
+from textual.widgets import DataTable, OptionList, Static
 
 from labdesk.fileio import read_jsonl
 from labdesk.runs import PHASES, RunPaths
@@ -20,7 +20,7 @@ from labdesk.tui.models_screen import ModelsScreen
 from labdesk.tui.taxonomy_screen import NewLeafDialog, TaxonomyScreen
 from labdesk.tui.train_screen import TrainScreen
 
-from .helpers import settle
+from .helpers import settle, tick_only
 from .test_flow import seed_samples
 
 pytestmark = pytest.mark.anyio
@@ -88,11 +88,7 @@ async def test_generation_pauses_stops_and_resumes(home: Path, fast_recipe: Path
     app = LabdeskApp(recipe=str(fast_recipe), mode="generate")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, GenerateScreen)
-        leaves = screen.query_one("#leaves", SelectionList)
-        leaves.deselect_all()
-        leaves.select(LEAF)
+        screen = tick_only(pilot, LEAF)
         screen.action_start()
         job = screen.job
         assert job is not None
