@@ -55,7 +55,11 @@ class _Stage:
 
     def counts(self) -> str:
         count = self.outer if self.outer and self.outer[1] else self.inner
-        return f"{count[0]}/{count[1]}" if count else ""
+        if not count:
+            return ""
+        if count[1] >= 10**6:  # bytes of a download
+            return f"{count[0] / 2**20:.0f}/{count[1] / 2**20:.0f} MiB"
+        return f"{count[0]}/{count[1]}"
 
     def eta(self) -> float | None:
         if self.eta_s is not None:

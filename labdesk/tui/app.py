@@ -178,7 +178,11 @@ class LabdeskApp(App[None]):
 
     async def action_quit(self) -> None:
         """Ask about unsaved leaf edits first (save / discard / cancel), then leave."""
+        from labdesk.tui.widgets import Question
+
         editor = self.taxonomy_screen
+        if isinstance(self.screen, Question):
+            return  # a question is open: it is answered first
         if self._quitting or editor is None or not editor.unsaved():
             await self.stop_work_and_exit()
             return

@@ -120,6 +120,13 @@ class ChatScreen(Screen[None]):
     def on_mount(self) -> None:
         self.refresh_models()
         self.refresh_sessions()
+        self.watch(self.app, "run_name", self._run_changed, init=False)
+
+    def _run_changed(self, run: str) -> None:
+        """The current run's tuned model, when it has one, is the one to talk to."""
+        select = self.query_one("#model", Select)
+        if not self.busy and run in [value for _, value in self.model_options()]:
+            select.value = run
 
     def on_screen_resume(self) -> None:
         if self.is_mounted:
@@ -156,8 +163,8 @@ class ChatScreen(Screen[None]):
         values = [value for _, value in options]
         if current in values:
             select.value = current
-        elif values and self.model is None:
-            select.value = values[0]
+        elif values and self.model is None:  # the current run's model, else the newest
+            select.value = self.app.run_name if self.app.run_name in values else values[0]
 
     def refresh_sessions(self) -> None:
         from labdesk.chat import list_sessions

@@ -182,7 +182,7 @@ class GenerateScreen(JobScreen):
     def on_resize(self) -> None:
         self._fit_leaf_column()
         if self.taxonomy is not None:
-            self._show_leaves(self.taxonomy, self.changed)
+            self._show_leaves(self.taxonomy, self.changed, keep_ticks=True)
 
     def _fit_leaf_column(self) -> None:
         """The leaf column takes the table's width that the other columns leave (each column
@@ -214,10 +214,13 @@ class GenerateScreen(JobScreen):
         changed = {leaf.path for leaf in taxonomy.leaves if leaf_needs_work(leaf, self.paths)}
         self.app.call_from_thread(self._show_leaves, taxonomy, changed)
 
-    def _show_leaves(self, taxonomy: Taxonomy, changed: set[str]) -> None:
+    def _show_leaves(
+        self, taxonomy: Taxonomy, changed: set[str], *, keep_ticks: bool = False
+    ) -> None:
+        """List the leaves, the changed ones ticked (or, redrawn at a new width, as they were)."""
         self.taxonomy, self.changed = taxonomy, changed
         leaves = self.query_one("#leaves", SelectionList)
-        kept = set(leaves.selected) if leaves.option_count else changed
+        kept = set(leaves.selected) if keep_ticks else changed
         width = max(8, leaves.size.width - 6)  # the tick box and the scrollbar
         leaves.clear_options()
         for leaf in taxonomy.leaves:

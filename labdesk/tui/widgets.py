@@ -92,18 +92,21 @@ class RecipeSelect(Select[str]):
         self.watch(self.app, "recipe_name", self._follow)
 
     def _follow(self, name: str) -> None:
-        if name not in self.names:  # a recipe file outside the packaged ones
-            self.names.append(name)
-            self.set_options([(Path(n).stem if n.endswith(".yaml") else n, n) for n in self.names])
-        if self.value != name:
-            self.value = name
+        # showing the app's recipe is not the person picking one: no Changed from here
+        with self.prevent(Select.Changed):
+            if name not in self.names:  # a recipe file outside the packaged ones
+                self.names.append(name)
+                options = [(Path(n).stem if n.endswith(".yaml") else n, n) for n in self.names]
+                self.set_options(options)
+            if self.value != name:
+                self.value = name
 
     @on(Select.Changed)
     def _changed(self, event: Select.Changed) -> None:
         value = event.value
         changed = isinstance(value, str) and value != self.app.recipe_name
         if changed and not self.app.set_recipe(str(value)):
-            self.value = self.app.recipe_name  # refused while work runs: show what holds
+            self._follow(self.app.recipe_name)  # refused while work runs: show what holds
 
 
 class Question(ModalScreen[str]):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from textual.widgets import DataTable, OptionList, Static
+from textual.widgets import DataTable, OptionList, Select, Static
 
 from labdesk.fileio import read_jsonl
 from labdesk.runs import PHASES, RunPaths
@@ -217,3 +217,17 @@ async def test_models_screen_says_what_is_missing(workspace_home: Path, tmp_path
         assert set(rows) == {"teacher", "student"}
         assert str(rows["teacher"][3]).startswith("✗ missing")
         assert "built on this machine" in str(rows["student"][3])
+
+
+async def test_a_recipe_file_stays_the_recipe_and_names_the_run(
+    workspace_home: Path, fast_recipe: Path
+) -> None:
+    app = LabdeskApp(recipe=str(fast_recipe), mode="generate")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        select = app.screen.query_one("#recipe", Select)
+        assert select.value == app.recipe_name == str(fast_recipe)
+        assert app.run_name == "fast"
+        select.value = "tiny"  # picking a packaged recipe: the run named after it follows
+        await settle(pilot)
+        assert (app.recipe_name, app.run_name) == ("tiny", "tiny")
