@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 from typing import Any
 
 from textual.pilot import Pilot
@@ -36,3 +38,11 @@ def tick_only(pilot: Pilot[Any], leaf: str) -> Any:
     leaves.deselect_all()
     leaves.select(leaf)
     return screen
+
+
+async def until(pilot: Pilot[Any], done: Callable[[], bool], timeout: float = 120.0) -> None:
+    """Let the app run until `done()` holds (a worker's result arrives on the UI thread)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the app never got there"
+        await pilot.pause(0.05)
