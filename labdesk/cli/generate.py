@@ -87,7 +87,8 @@ def _generate(args: argparse.Namespace) -> int:
 def _print_report(report: GenerationReport) -> None:
     from rich.table import Table
 
-    from labdesk.cli.render import console
+    from labdesk.cli.render import LEAF_WIDTH, console
+    from labdesk.pathtext import tail_path
 
     table = Table(
         "leaf", "status", "accepted", "target", "rejected", "top rejections", "tokens", "time"
@@ -96,7 +97,7 @@ def _print_report(report: GenerationReport) -> None:
         top = ", ".join(f"{step} {n}" for step, n in list(leaf.rejected_by_step.items())[:3])
         reached = "green" if leaf.reached else "red"
         table.add_row(
-            leaf.leaf,
+            tail_path(leaf.leaf, LEAF_WIDTH),
             leaf.status,
             f"[{reached}]{leaf.accepted_qa}[/]"
             + (

@@ -47,7 +47,8 @@ def _run(args: argparse.Namespace) -> int:
 def _print(result: FlowResult) -> None:
     from rich.table import Table
 
-    from labdesk.cli.render import console
+    from labdesk.cli.render import LEAF_WIDTH, console
+    from labdesk.pathtext import tail_path
 
     stages = Table("stage", "status", "seconds", title=f"run {result.run.root.name}")
     for outcome in result.stages:
@@ -65,7 +66,9 @@ def _print(result: FlowResult) -> None:
         for row in rows:
             cells = [row["base"], row["tuned"], row["delta"]]
             table.add_row(
-                row["leaf"], row["metric"], *("–" if v is None else f"{v:.2f}" for v in cells)
+                tail_path(row["leaf"], LEAF_WIDTH),
+                row["metric"],
+                *("–" if v is None else f"{v:.2f}" for v in cells),
             )
         console.print(table)
     if summary.get("model"):

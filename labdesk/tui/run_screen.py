@@ -145,7 +145,9 @@ class RunScreen(JobScreen):
     def _progress(self, message: CoreEvent) -> None:
         event = message.event
         table = self.query_one("#stages", DataTable)
-        if event.stage == "run" and event.step in STAGES:
+        if self.job is None:
+            pass  # late news from a finished run: its outcome is already on the table
+        elif event.stage == "run" and event.step in STAGES:
             state = "up to date" if event.kind == "message" else "running"
             table.update_cell(event.step, "state", state)
         elif event.stage in STAGES and event.total:

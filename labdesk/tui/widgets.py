@@ -125,7 +125,9 @@ class Question(ModalScreen[str]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, text: str, answers: list[tuple[str, str]], *, focus: str | None = None):
+    def __init__(
+        self, text: str, answers: list[tuple[str, str]], *, focus: str | None = None
+    ) -> None:
         """`answers` are (id, label); `focus` is the answer focused first (default: the last)."""
         super().__init__()
         self.text = text
