@@ -152,7 +152,7 @@ def run_flow(
     state.mark("check", leaves_key, "done", time.perf_counter() - began)
 
     gen_key = _key(leaves_key, recipe.generate, recipe.teacher, recipe.judge, recipe.engine)
-    mix_key = _key(gen_key, recipe.mix, recipe.system_prompt)
+    mix_key = _key(gen_key, recipe.mix, recipe.system_prompt, recipe.student)
     train_key = _key(mix_key, recipe.train, recipe.student)
     export_key = _key(train_key, recipe.export)
     eval_key = _key(export_key, recipe.evaluate, recipe.judge or recipe.teacher)
@@ -165,10 +165,14 @@ def run_flow(
             raise Cancelled("generation stopped; run again to continue where it left off")
 
     def mix(resume: bool) -> None:
+        from labdesk.runs import require_data
         from labdesk.train.mix import mix_run
+        from labdesk.train.replay import student_replay
 
         leaves = [leaf.path for leaf in taxonomy.leaves]
-        mix_run(run, recipe.mix, recipe.system_prompt, reporter, leaves=leaves)
+        require_data(run, leaves)  # before the student answers its replay prompts
+        own = student_replay(recipe, ws, reporter, cancel)
+        mix_run(run, recipe.mix, recipe.system_prompt, reporter, self_replay=own, leaves=leaves)
 
     def train(resume: bool) -> None:
         from labdesk.train.phases import resolve_student, train_run

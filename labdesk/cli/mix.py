@@ -30,14 +30,20 @@ def _mix(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from labdesk.cli.render import ProgressRenderer, console
+    from labdesk.runs import require_data
     from labdesk.train.mix import mix_run
+    from labdesk.train.replay import student_replay
 
     with (
         open_run(args, "labdesk mix", existing=True) as (recipe, run, ws),
         ProgressRenderer() as render,
     ):
         leaves = [] if args.allow_missing else _leaves(args, ws)
-        composition = mix_run(run, recipe.mix, recipe.system_prompt, render, leaves=leaves)
+        require_data(run, leaves)  # before the student answers its replay prompts
+        own = student_replay(recipe, ws, render)
+        composition = mix_run(
+            run, recipe.mix, recipe.system_prompt, render, self_replay=own, leaves=leaves
+        )
     table = Table("phase", "source", "samples", "share of phase")
     for row in composition.rows:
         share = row.samples / max(1, composition.total(row.phase))

@@ -21,6 +21,8 @@ class GGUFInfo:
 
     path: Path
     architecture: str
+    name: str | None
+    """`general.name` (or `general.basename`): how the file names its model family."""
     n_layer: int
     n_embd: int
     n_head: int
@@ -112,6 +114,14 @@ def read_gguf(path: Path) -> GGUFInfo:
     return GGUFInfo(
         path=path,
         architecture=arch,
+        name=next(
+            (
+                v
+                for k in ("general.name", "general.basename")
+                if isinstance(v := fields.get(k), str)
+            ),
+            None,
+        ),
         n_layer=n_layer,
         n_embd=n_embd,
         n_head=n_head,

@@ -16,6 +16,7 @@ GIB = 1024**3
 MERLINITE = GGUFInfo(
     path=Path("merlinite-7b-lab-Q4_K_M.gguf"),
     architecture="llama",
+    name="merlinite-7b-lab",
     n_layer=32,
     n_embd=4096,
     n_head=32,

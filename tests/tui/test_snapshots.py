@@ -62,10 +62,6 @@ def test_unsaved_edits_question(workspace_home: Path, snap_compare: Snap) -> Non
     assert snap_compare(app, terminal_size=SIZES["80x24"], run_before=edit_then_quit)
 
 
-def test_taxonomy_screen_with_a_leaf_open(workspace_home: Path, snap_compare: Snap) -> None:
-    assert snap_compare(LabdeskApp(snapshot=True), terminal_size=SIZE, run_before=_open_haiku)
-
-
 def test_documents_screen(workspace_home: Path, snap_compare: Snap) -> None:
     async def open_documents(pilot: Pilot[Any]) -> None:
         await settle(pilot)
@@ -85,18 +81,6 @@ def test_new_leaf_dialog(workspace_home: Path, snap_compare: Snap) -> None:
 
 def test_guide_screen(workspace_home: Path, snap_compare: Snap) -> None:
     assert snap_compare(LabdeskApp(snapshot=True, mode="guide"), terminal_size=SIZE)
-
-
-def test_generate_screen(workspace_home: Path, snap_compare: Snap) -> None:
-    assert snap_compare(
-        LabdeskApp(snapshot=True, mode="generate"), terminal_size=SIZE, run_before=settle
-    )
-
-
-def test_train_screen_shows_the_memory_plan(home: Path, snap_compare: Snap) -> None:
-    assert snap_compare(
-        LabdeskApp(snapshot=True, mode="train"), terminal_size=SIZE, run_before=settle
-    )
 
 
 def test_chat_screen(home: Path, snap_compare: Snap) -> None:
