@@ -192,6 +192,6 @@ def test_mixing_refuses_leaves_without_data_and_says_what_to_run(workspace_home:
     (generate,) = _printed_hints(refused)
     assert generate == "labdesk generate partial"  # run for real in tests/tui/test_shared_runs.py
     build_parser().parse_args(shlex.split(generate)[1:])
-    allowed = _labdesk("mix", "partial", "--allow-missing")
+    allowed = _labdesk("mix", "partial", "--allow-missing", "--recipe", "tiny")
     assert allowed.returncode == 0, allowed.stderr
     assert run.phase_data("skills").is_file()
