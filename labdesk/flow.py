@@ -96,7 +96,7 @@ def run_flow(
     run = RunPaths(ws.run_dir(run_name or recipe.name))
     run.root.mkdir(parents=True, exist_ok=True)
     write_json(run.recipe, recipe.model_dump(mode="json"))
-    state = _State(run.root / "state.json")
+    state = _State(run.state)
     result = FlowResult(run)
     if recipe.teacher.builtin:
         reporter(
@@ -105,7 +105,7 @@ def run_flow(
                 "warning",
                 "this recipe uses tiny models built on this machine: every stage runs for real, "
                 "but the text they write is nonsense. For real results use a recipe sized for "
-                "your hardware: `labdesk doctor` picks one, `labdesk run --recipe NAME` runs it.",
+                "your hardware: `labdesk doctor` picks one, `labdesk recipes list` shows them all.",
             )
         )
 
@@ -165,11 +165,14 @@ def run_flow(
             raise Cancelled("generation stopped; run again to continue where it left off")
 
     def mix(resume: bool) -> None:
+        from labdesk.runs import require_data
         from labdesk.train.mix import mix_run
         from labdesk.train.replay import student_replay
 
+        leaves = [leaf.path for leaf in taxonomy.leaves]
+        require_data(run, leaves)  # before the student answers its replay prompts
         own = student_replay(recipe, ws, reporter, cancel)
-        mix_run(run, recipe.mix, recipe.system_prompt, reporter, self_replay=own)
+        mix_run(run, recipe.mix, recipe.system_prompt, reporter, self_replay=own, leaves=leaves)
 
     def train(resume: bool) -> None:
         from labdesk.train.phases import resolve_student, train_run

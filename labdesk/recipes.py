@@ -7,9 +7,11 @@ stage owns its section and reads nothing else.
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -290,18 +292,13 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe
         raise ConfigError("a recipe must be a mapping of fields", where=f"{path}:1:1")
     for item in overrides or []:
         apply_override(data, item)
-    try:
-        recipe = Recipe.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = [p for p in first["loc"] if isinstance(p, (str, int))]
+
+    def in_file(loc: list[str | int]) -> str:
         line, col = locate(text, loc)
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(
-            f"{format_path(loc) or 'recipe'}: {first['msg']}{more}",
-            where=f"{path}:{line}:{col}",
-            hint="see the field list with `labdesk recipes show NAME`",
-        ) from None
+        return f"{path}:{line}:{col}"
+
+    shown = path.stem if path.parent == data_dir("recipes") else str(path)
+    recipe = _validated(data, overrides or [], in_file, f"`labdesk recipes show {shown}`")
     recipe.source = path
     return recipe
 
@@ -315,34 +312,140 @@ def load_run_recipe(
     data = json.loads(recorded.read_text(encoding="utf-8"))
     for item in overrides or []:
         apply_override(data, item)
-    try:
-        recipe = Recipe.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(
-            f"the recipe this run recorded no longer loads: {exc.errors()[0]['msg']}",
-            where=str(recorded),
-            hint="name the recipe to use with --recipe",
-        ) from None
+    recipe = _validated(
+        data,
+        overrides or [],
+        lambda loc: str(recorded),
+        "name the recipe to use with --recipe",
+        problem="the recipe this run recorded no longer loads: ",
+    )
     recipe.source = recorded
     return recipe
 
 
+def _validated(
+    data: dict[str, Any],
+    overrides: list[str],
+    where_in_file: Callable[[list[str | int]], str],
+    hint: str,
+    problem: str = "",
+) -> Recipe:
+    """`data` as a Recipe; an error names the `--set` flag it came from, else its place in the
+    file, and a misspelt field the nearest real one."""
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [p for p in first["loc"] if isinstance(p, (str, int))]
+        message = first["msg"]
+        if first["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            names = _field_names(loc[:-1])
+            near = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+            message = "no such field; " + (
+                f"did you mean `{near[0]}`?" if near else f"the fields here are {', '.join(names)}"
+            )
+            hint = f"see the fields with {hint}" if hint.startswith("`") else hint
+        elif hint.startswith("`"):
+            hint = f"see the field list with {hint}"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        flag = _override_for(loc, overrides)
+        raise ConfigError(
+            f"{problem}{format_path(loc) or 'recipe'}: {message}{more}",
+            where=f"--set {flag}" if flag else where_in_file(loc),
+            hint=hint,
+        ) from None
+
+
+def _override_for(loc: list[str | int], overrides: list[str]) -> str | None:
+    """The last `--set` whose key lies on `loc` (a field inside it, or the section it is in)."""
+    for item in reversed(overrides):
+        parts = [int(p) if p.isdigit() else p for p in item.partition("=")[0].split(".")]
+        common = min(len(parts), len(loc))
+        if common and parts[:common] == loc[:common]:
+            return item
+    return None
+
+
+def _field_names(loc: list[str | int]) -> list[str]:
+    """The field names of the section at `loc` (``["train", "phases", 0]`` → a phase's)."""
+    model: type[BaseModel] | None = Recipe
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return []
+        model = _section_type(field.annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    """The section model inside ``X``, ``X | None`` or ``list[X]``; None for plain values."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if found := _section_type(arg):
+            return found
+    return None
+
+
+MODEL_REFS = ("teacher", "judge", "student")
+SOURCES = ("repo", "path", "builtin")
+"""A model reference's source keys: exactly one is set, so setting one replaces the others."""
+
+
 def apply_override(data: dict[str, Any], item: str) -> None:
-    """Set ``a.b.0.c=value`` inside nested dicts/lists (value parsed as YAML)."""
+    """Set ``a.b.0.c=value`` inside nested dicts/lists (value parsed as YAML).
+
+    Setting a model reference's source (``teacher.path=...``, ``.repo`` or ``.builtin``) replaces
+    the whole reference: the recipe's other source and its pins no longer apply.
+    """
     key, sep, raw = item.partition("=")
     if not sep or not key:
-        raise ConfigError(f"override '{item}' must look like key.sub=value")
+        raise ConfigError(
+            "an override must look like key.sub=value", where=f"--set {item}", hint=_SET_HINT
+        )
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"the value is not valid YAML: {getattr(exc, 'problem', exc)}",
+            where=f"--set {item}",
+            hint="quote text that holds YAML punctuation: --set 'key=\"text: like this\"'",
+        ) from None
     parts = key.split(".")
+    if len(parts) == 2 and parts[0] in MODEL_REFS and parts[1] in SOURCES:
+        current = data.get(parts[0])
+        if not (isinstance(current, dict) and current.get(parts[1])):
+            data[parts[0]] = {parts[1]: value}
+            return
     node: Any = data
-    for index, part in enumerate(parts[:-1]):
-        nxt: Any = node[int(part)] if isinstance(node, list) else node.get(part)
-        if nxt is None:
-            if isinstance(node, list):
-                raise ConfigError(f"override '{item}': no item {part} in {'.'.join(parts[:index])}")
-            nxt = node[part] = {}
-        node = nxt
-    value = yaml.safe_load(raw)
-    if isinstance(node, list):
-        node[int(parts[-1])] = value
-    else:
-        node[parts[-1]] = value
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(
+                    f"`{'.'.join(parts[:index])}` has items 0 to {len(node) - 1}, not `{part}`",
+                    where=f"--set {item}",
+                    hint=_SET_HINT,
+                )
+            if last:
+                node[int(part)] = value
+                return
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+                return
+            if not isinstance(node.get(part), (dict, list)):
+                node[part] = {}
+            node = node[part]
+        else:
+            raise ConfigError(
+                f"`{'.'.join(parts[:index])}` is a single value, it has no field `{part}`",
+                where=f"--set {item}",
+                hint=_SET_HINT,
+            )
+
+
+_SET_HINT = "field paths are dotted, list items by number: --set train.phases.0.epochs=2"

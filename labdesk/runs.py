@@ -22,8 +22,12 @@ system prompt into every sample.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from labdesk.errors import ConfigError
 
 PHASES = ("knowledge_1", "knowledge_2", "skills")
 
@@ -33,9 +37,23 @@ class RunPaths:
     root: Path
 
     @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
     def recipe(self) -> Path:
         """The recipe (overrides applied) the run was last run with, as JSON."""
         return self.root / "recipe.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held by the one process working on the run (`labdesk.runlock`)."""
+        return self.root / "lock"
+
+    @property
+    def state(self) -> Path:
+        """`labdesk run`'s stage ledger: per stage, the key it was made from and its status."""
+        return self.root / "state.json"
 
     # generate
     @property
@@ -94,3 +112,54 @@ class RunPaths:
     @property
     def evaluation(self) -> Path:
         return self.root / "evaluate"
+
+
+def leaves_without_data(run: RunPaths, leaves: Iterable[str] | None = None) -> list[str]:
+    """The leaves (taxonomy paths) without one accepted sample in `run`: of `leaves`, or by
+    default of every leaf generation started on (a leaf never started leaves no file)."""
+    from labdesk.taxonomy.leaves import leaf_slug
+
+    if leaves is None:
+        started = run.generated.glob("*.manifest.json")
+        leaves = [p.name.removesuffix(".manifest.json").replace("__", "/") for p in started]
+    return sorted(leaf for leaf in leaves if not _has_a_line(run.accepted(leaf_slug(leaf))))
+
+
+def require_data(run: RunPaths, leaves: Iterable[str] | None = None) -> None:
+    """Refuse (a `ConfigError` naming them) when leaves have no accepted data: training would
+    quietly teach nothing of them."""
+    from labdesk.taxonomy.leaves import leaf_slug
+
+    missing = leaves_without_data(run, leaves)
+    if not missing:
+        return
+    some = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+    unfinished = [leaf for leaf in missing if not _complete(run.leaf_manifest(leaf_slug(leaf)))]
+    if unfinished:
+        hint = f"`labdesk generate {run.name}` generates them, going on where it stopped"
+    else:
+        hint = (
+            "the judge rejected every sample of them: "
+            f"`labdesk generate {run.name} --leaf {missing[0]} --preview 3` shows its reasons "
+            "(clearer, more varied seed examples help)"
+        )
+    raise ConfigError(
+        f"{len(missing)} leaf(s) have no accepted samples: {some}",
+        where=str(run.generated),
+        hint=hint + "; or move those leaves out of the taxonomy",
+    )
+
+
+def _complete(manifest: Path) -> bool:
+    try:
+        return bool(json.loads(manifest.read_text(encoding="utf-8")).get("complete"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _has_a_line(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return any(line.strip() for line in handle)
+    except FileNotFoundError:
+        return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,47 @@ class Workspace:
         return self.runs / name
 
     def ensure_taxonomy(self) -> Path:
-        """The user's taxonomy, seeded from the packaged sample on first use."""
+        """The user's taxonomy, seeded from the packaged sample on first use, under git."""
         if not self.taxonomy.exists():
             shutil.copytree(data_dir("taxonomy"), self.taxonomy)
+        if not (self.taxonomy / ".git").exists():
+            put_under_git(self.taxonomy)
         return self.taxonomy
+
+
+SEED_BASE = "refs/remotes/origin/main"
+"""Where the packaged sample the taxonomy was seeded from is committed: the base `labdesk
+taxonomy diff` (like `ilab taxonomy diff`) compares against by default, so it lists the user's
+own leaves from day one. Adding a real remote named `origin` and fetching replaces it."""
+
+
+def put_under_git(folder: Path) -> bool:
+    """Make `folder` a git repository whose first commit is the packaged sample taxonomy.
+
+    What the user changed since (a taxonomy older than this feature) shows as changes against
+    it. Does nothing (False) when git is not installed or `folder` already lies inside a work
+    tree (a user who keeps the workspace in their own repository keeps it there).
+    """
+
+    def git(*args: str) -> bool:
+        # a fixed identity: the user may have none configured, and this commit is not theirs
+        config = ["-c", "user.name=labdesk", "-c", "user.email=labdesk@localhost"]
+        config += ["-c", "commit.gpgsign=false"]
+        command = ["git", "-C", str(folder), *config, *args]
+        return subprocess.run(command, capture_output=True, check=False).returncode == 0
+
+    try:
+        if git("rev-parse", "--is-inside-work-tree"):
+            return False
+    except FileNotFoundError:  # no git: the taxonomy works, only `taxonomy diff` needs it
+        return False
+    sample = str(data_dir("taxonomy"))
+    return all(
+        git(*args)
+        for args in (
+            ("init", "-q", "-b", "main"),
+            ("--work-tree", sample, "add", "-A"),
+            ("commit", "-q", "--no-verify", "-m", "the sample taxonomy labdesk seeded"),
+            ("update-ref", SEED_BASE, "HEAD"),
+        )
+    )

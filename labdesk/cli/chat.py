@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "model",
         nargs="?",
-        help="a tuned model (run name) or a .gguf file; default: the newest tuned model",
+        help="a run's tuned model (by the run's name) or a .gguf file; default: the newest",
     )
     parser.add_argument("--load", metavar="NAME", help="continue a saved conversation")
     parser.add_argument(

@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "evaluate", help="did the run teach the model? base vs tuned per leaf, with the answers"
     )
-    add_run_arguments(parser, run_positional=True)
+    add_run_arguments(parser)
     parser.add_argument("--answers", action="store_true", help="print every question and answer")
     parser.set_defaults(handler=_evaluate)
 
@@ -29,15 +29,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from labdesk.models.store import resolve_model
     from labdesk.train.phases import resolve_student
 
-    recipe, run, ws = open_run(args)
-    judge = resolve_model(recipe.judge or recipe.teacher, ws, want="gguf")
-    with ProgressRenderer() as render:
-        # Export is resumable: this is free when the run was exported already.
-        tuned = export_run(
-            run, recipe, ws, student_dir=resolve_student(recipe.student, ws), reporter=render
-        )
-        models = EvalModels(Path(tuned.base_gguf), Path(tuned.gguf), judge)
-        report = evaluate_run(run, recipe, models, reporter=render)
+    with open_run(args, "labdesk evaluate", existing=True) as (recipe, run, ws):
+        judge = resolve_model(recipe.judge or recipe.teacher, ws, want="gguf")
+        with ProgressRenderer() as render:
+            # Export is resumable: this is free when the run was exported already.
+            student = resolve_student(recipe.student, ws)
+            tuned = export_run(run, recipe, ws, student_dir=student, reporter=render)
+            models = EvalModels(Path(tuned.base_gguf), Path(tuned.gguf), judge)
+            report = evaluate_run(run, recipe, models, reporter=render)
     _print(report)
     if args.answers:
         from rich.markdown import Markdown

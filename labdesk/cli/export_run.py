@@ -16,7 +16,7 @@ def add_run_verb(verbs: Any) -> None:
     parser = verbs.add_parser(
         "run", help="merge a run's adapter, write + quantize its GGUF, Modelfile, register for chat"
     )
-    add_run_arguments(parser, run_positional=True)
+    add_run_arguments(parser)
     parser.set_defaults(handler=export_run_command)
 
 
@@ -25,10 +25,10 @@ def export_run_command(args: argparse.Namespace) -> int:
     from labdesk.export.run_export import export_run
     from labdesk.train.phases import resolve_student
 
-    recipe, run, ws = open_run(args)
-    student = resolve_student(recipe.student, ws)
-    with ProgressRenderer() as render:
-        model = export_run(run, recipe, ws, student_dir=student, reporter=render)
+    with open_run(args, "labdesk export run", existing=True) as (recipe, run, ws):
+        student = resolve_student(recipe.student, ws)
+        with ProgressRenderer() as render:
+            model = export_run(run, recipe, ws, student_dir=student, reporter=render)
     console.print(f"chat model [bold]{model.name}[/]: {model.gguf}")
     if model.modelfile:
         console.print(f"ollama: ollama create {model.name} -f {model.modelfile}", highlight=False)

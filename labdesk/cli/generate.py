@@ -48,43 +48,47 @@ def _generate(args: argparse.Namespace) -> int:
 
     if args.preview is not None and args.preview < 1:
         raise ConfigError("--preview needs a number of samples of at least 1")
-    recipe, run, ws = open_run(args, record=args.preview is None)  # a preview writes nothing
-    taxonomy = load_taxonomy(args.taxonomy or ws.ensure_taxonomy())
-    if not taxonomy.leaves:
-        raise ConfigError(
-            "the taxonomy has no valid leaf to generate from",
-            where=str(taxonomy.root),
-            hint="check it with `labdesk taxonomy check`",
-        )
-    run_dir = run.root
-    with ProgressRenderer() as render:
-        try:
-            report = run_generation(
-                taxonomy,
-                recipe,
-                run_dir,
-                ws=ws,
-                leaves=args.leaf or None,
-                preview=args.preview,
-                reporter=render,
+    # a preview writes nothing into the run, so it needs no lock
+    with open_run(args, "labdesk generate", record=args.preview is None) as (recipe, run, ws):
+        taxonomy = load_taxonomy(args.taxonomy or ws.ensure_taxonomy())
+        if not taxonomy.leaves:
+            check = "labdesk taxonomy check" + (
+                f" --taxonomy {args.taxonomy}" if args.taxonomy else ""
             )
-        except KeyboardInterrupt:
-            # Every decided sample and every finished reply is already on disk.
-            raise Cancelled(
-                "generation interrupted; run the same command again to resume"
-            ) from None
+            raise ConfigError(
+                "the taxonomy has no valid leaf to generate from",
+                where=str(taxonomy.root),
+                hint=f"see why with `{check}`",
+            )
+        with ProgressRenderer() as render:
+            try:
+                report = run_generation(
+                    taxonomy,
+                    recipe,
+                    run.root,
+                    ws=ws,
+                    leaves=args.leaf or None,
+                    preview=args.preview,
+                    reporter=render,
+                )
+            except KeyboardInterrupt:
+                # Every decided sample and every finished reply is already on disk.
+                raise Cancelled(
+                    "generation interrupted; run the same command again to resume"
+                ) from None
     if args.preview is not None:
         _print_preview(report)
     else:
         _print_report(report)
-        console.print(f"written to {run_dir / 'generated'}")
+        console.print(f"written to {run.generated}")
     return 0
 
 
 def _print_report(report: GenerationReport) -> None:
     from rich.table import Table
 
-    from labdesk.cli.render import console
+    from labdesk.cli.render import LEAF_WIDTH, console
+    from labdesk.pathtext import tail_path
 
     table = Table(
         "leaf", "status", "accepted", "target", "rejected", "top rejections", "tokens", "time"
@@ -93,7 +97,7 @@ def _print_report(report: GenerationReport) -> None:
         top = ", ".join(f"{step} {n}" for step, n in list(leaf.rejected_by_step.items())[:3])
         reached = "green" if leaf.reached else "red"
         table.add_row(
-            leaf.leaf,
+            tail_path(leaf.leaf, LEAF_WIDTH),
             leaf.status,
             f"[{reached}]{leaf.accepted_qa}[/]"
             + (

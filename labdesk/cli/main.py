@@ -8,6 +8,7 @@ of the core inside their handlers, so `labdesk --help` stays instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -30,6 +31,7 @@ COMMAND_ORDER = [
     "export",
     "chat",
     "evaluate",
+    "runs",
     "doctor",
     "recipes",
 ]
@@ -38,7 +40,8 @@ COMMAND_ORDER = [
 def command_modules() -> list[str]:
     import labdesk.cli
 
-    names = {m.name for m in pkgutil.iter_modules(labdesk.cli.__path__)} - {"main", "render"}
+    helpers = {"main", "render", "quiet", "runargs"}
+    names = {m.name for m in pkgutil.iter_modules(labdesk.cli.__path__)} - helpers
     return sorted(names, key=lambda n: (COMMAND_ORDER.index(n) if n in COMMAND_ORDER else 99, n))
 
 
@@ -54,7 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"labdesk.cli.{name}")
         if hasattr(module, "register"):
             module.register(sub)
+    _add_verbose(parser, top=True)
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """`--verbose` on every command and verb, wherever the user puts it."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="also show the libraries' own warnings, logs and progress bars",
+    )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _add_verbose(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,10 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from labdesk.cli.quiet import quiet_libraries
     from labdesk.cli.render import console_err
 
     try:
-        return int(args.handler(args) or 0)
+        with contextlib.nullcontext() if args.verbose else quiet_libraries():
+            return int(args.handler(args) or 0)
     except LabdeskError as exc:
         console_err.print(f"[bold red]error[/]: {exc}", highlight=False, markup=True)
         return 1
@@ -85,12 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def open_app() -> int:
     """No command: the terminal app (imported here only, so `--help` never loads Textual)."""
+    from labdesk.cli.quiet import quiet_libraries
     from labdesk.cli.render import console_err
 
     try:
         from labdesk.tui import run_app
 
-        return run_app()
+        # anything a library prints would land in the middle of the app's screen
+        with quiet_libraries():
+            return run_app()
     except LabdeskError as exc:
         console_err.print(f"[bold red]error[/]: {exc}", highlight=False, markup=True)
         return 1

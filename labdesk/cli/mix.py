@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from labdesk.cli.runargs import add_run_arguments, open_run
+
+if TYPE_CHECKING:
+    from labdesk.workspace import Workspace
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("mix", help="build the knowledge and skills datasets with replay")
     add_run_arguments(parser)
+    parser.add_argument(
+        "--taxonomy", type=Path, metavar="DIR", help="taxonomy folder (default: the workspace's)"
+    )
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="mix what there is, even when leaves of the taxonomy have no accepted samples",
+    )
     parser.set_defaults(handler=_mix)
 
 
@@ -18,13 +30,20 @@ def _mix(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from labdesk.cli.render import ProgressRenderer, console
+    from labdesk.runs import require_data
     from labdesk.train.mix import mix_run
     from labdesk.train.replay import student_replay
 
-    recipe, run, ws = open_run(args)
-    with ProgressRenderer() as render:
+    with (
+        open_run(args, "labdesk mix", existing=True) as (recipe, run, ws),
+        ProgressRenderer() as render,
+    ):
+        leaves = [] if args.allow_missing else _leaves(args, ws)
+        require_data(run, leaves)  # before the student answers its replay prompts
         own = student_replay(recipe, ws, render)
-        composition = mix_run(run, recipe.mix, recipe.system_prompt, render, self_replay=own)
+        composition = mix_run(
+            run, recipe.mix, recipe.system_prompt, render, self_replay=own, leaves=leaves
+        )
     table = Table("phase", "source", "samples", "share of phase")
     for row in composition.rows:
         share = row.samples / max(1, composition.total(row.phase))
@@ -32,3 +51,10 @@ def _mix(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"written to {run.mixed}")
     return 0
+
+
+def _leaves(args: argparse.Namespace, ws: Workspace) -> list[str]:
+    """The taxonomy's leaves: each must have accepted samples before mixing."""
+    from labdesk.taxonomy import load_taxonomy
+
+    return [leaf.path for leaf in load_taxonomy(args.taxonomy or ws.ensure_taxonomy()).leaves]

@@ -60,7 +60,10 @@ def _list(args: argparse.Namespace) -> int:
     ws = Workspace.open()
     models = list_models(ws)
     if not models:
-        console.print(f"no models yet in {ws.models} — try `labdesk models pull RECIPE`")
+        console.print(
+            f"no models yet in {ws.models}: `labdesk models pull demo` brings the demo's, "
+            "`labdesk doctor` names the recipe for this machine"
+        )
         return 0
     table = Table("model", "revision", "files", "size", title=str(ws.models))
     for model in models:

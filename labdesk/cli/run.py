@@ -29,10 +29,9 @@ def _run(args: argparse.Namespace) -> int:
     from labdesk.cli.render import ProgressRenderer
     from labdesk.flow import run_flow
 
-    recipe, run, ws = open_run(args)
-    with ProgressRenderer() as render:
+    with open_run(args, "labdesk run") as (recipe, run, ws), ProgressRenderer() as render:
         result = run_flow(
-            recipe, ws, run_name=run.root.name, taxonomy_root=args.taxonomy, reporter=render
+            recipe, ws, run_name=run.name, taxonomy_root=args.taxonomy, reporter=render
         )
     if args.format == "json":
         stages = [
@@ -48,7 +47,8 @@ def _run(args: argparse.Namespace) -> int:
 def _print(result: FlowResult) -> None:
     from rich.table import Table
 
-    from labdesk.cli.render import console
+    from labdesk.cli.render import LEAF_WIDTH, console
+    from labdesk.pathtext import tail_path
 
     stages = Table("stage", "status", "seconds", title=f"run {result.run.root.name}")
     for outcome in result.stages:
@@ -66,7 +66,9 @@ def _print(result: FlowResult) -> None:
         for row in rows:
             cells = [row["base"], row["tuned"], row["delta"]]
             table.add_row(
-                row["leaf"], row["metric"], *("–" if v is None else f"{v:.2f}" for v in cells)
+                tail_path(row["leaf"], LEAF_WIDTH),
+                row["metric"],
+                *("–" if v is None else f"{v:.2f}" for v in cells),
             )
         console.print(table)
     if summary.get("model"):

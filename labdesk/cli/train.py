@@ -21,12 +21,22 @@ def register(sub: Any) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from labdesk.cli.render import ProgressRenderer, console
+    from labdesk.errors import ConfigError
     from labdesk.train.phases import resolve_student, train_run
 
-    recipe, run, ws = open_run(args)
-    student = resolve_student(recipe.student, ws)
-    with ProgressRenderer() as render:
-        losses = train_run(run, recipe, student, render, resume=args.resume, only_phase=args.phase)
+    with open_run(args, "labdesk train", existing=True) as (recipe, run, ws):
+        data = run.phase_data(args.phase or PHASES[0])
+        if not data.is_file():
+            raise ConfigError(
+                f"run `{run.name}` has no mixed data yet",
+                where=str(data),
+                hint=f"mix it first: `labdesk mix {run.name}`",
+            )
+        student = resolve_student(recipe.student, ws)
+        with ProgressRenderer() as render:
+            losses = train_run(
+                run, recipe, student, render, resume=args.resume, only_phase=args.phase
+            )
     for phase, values in losses.items():
         if values:
             console.print(f"{phase}: {len(values)} steps, loss {values[0]:.3f} → {values[-1]:.3f}")

@@ -21,6 +21,7 @@ from labdesk.taxonomy.lint import lint
 from labdesk.taxonomy.problems import Problem, Severity
 from labdesk.taxonomy.safeyaml import MAX_FILE_BYTES, YamlLimitError, parse, path_at, position
 from labdesk.taxonomy.schema import SCHEMA_NAMES, load_schema
+from labdesk.taxonomy.wording import schema_message
 from labdesk.yamlpath import format_path
 
 LEAF_FILE = "qna.yaml"
@@ -186,11 +187,7 @@ def _schema_validate(checked: Checked) -> None:
     for error in errors:
         yaml_path = error.json_path[1:] or "."
         line, col = position(checked.node, list(error.absolute_path))
-        if error.validator == "minItems":
-            message = f"Value must have at least {error.validator_value} items"
-        else:
-            message = error.message[-200:]
-        checked.add(message, line=line, col=col, yaml_path=yaml_path, code="schema")
+        checked.add(schema_message(error), line=line, col=col, yaml_path=yaml_path, code="schema")
 
 
 def _reader_position(text: str, exc: yaml.YAMLError) -> tuple[int, int]:

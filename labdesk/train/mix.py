@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from labdesk.errors import ConfigError
 from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import read_jsonl, write_json, write_jsonl
 from labdesk.recipes import MixSettings
-from labdesk.runs import PHASES, RunPaths
+from labdesk.runs import PHASES, RunPaths, require_data
 
 Sample = dict[str, Any]
 
@@ -286,11 +287,14 @@ def mix_run(
     reporter: Reporter = null_reporter,
     *,
     self_replay: list[Sample] | None = None,
+    leaves: Iterable[str] | None = None,
 ) -> Composition:
     """Mix a run's accepted samples into ``run.mixed`` (atomic writes) and return the table.
 
     `self_replay` is the base student's own answers (`labdesk.train.replay.student_replay`).
+    Refuses when any of `leaves` (default: those generation started on) has no accepted sample.
     """
+    require_data(run, leaves)
     samples = load_accepted(run)
     if not samples:
         raise ConfigError(

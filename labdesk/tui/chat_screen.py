@@ -23,7 +23,6 @@ from textual.widgets import (
     Button,
     Checkbox,
     Footer,
-    Header,
     Input,
     Label,
     OptionList,
@@ -33,6 +32,7 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 
 from labdesk.errors import LabdeskError
+from labdesk.tui.widgets import ModeBar
 from labdesk.tui.work import notify_error
 
 if TYPE_CHECKING:
@@ -70,7 +70,9 @@ class Bubble(Static):
 
 class ChatScreen(Screen[None]):
     DEFAULT_CSS = """
-    ChatScreen #side { width: 34; border-right: vkey $panel; padding: 0 1; }
+    ChatScreen #side {
+        width: 28%; min-width: 24; max-width: 40; border-right: vkey $panel; padding: 0 1;
+    }
     ChatScreen #sessions { height: 1fr; }
     ChatScreen #panes { height: 1fr; }
     ChatScreen .pane { width: 1fr; padding: 0 1; }
@@ -82,6 +84,8 @@ class ChatScreen(Screen[None]):
         Binding("escape", "stop", "Stop answer"),
         Binding("ctrl+n", "new_chat", "New chat"),
     ]
+    AUTO_FOCUS = "#prompt"
+    """Typing on arrival goes to the question box: the first message is never lost."""
 
     app: LabdeskApp
 
@@ -96,7 +100,7 @@ class ChatScreen(Screen[None]):
         self.busy = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("chat")
         with Horizontal():
             with Vertical(id="side"):
                 yield Label("Model", classes="pane-title")
@@ -111,11 +115,18 @@ class ChatScreen(Screen[None]):
                     yield VerticalScroll(id="base-pane", classes="pane")
                 yield Static("", id="status")
                 yield Input(placeholder="Ask something (enter sends, escape stops)", id="prompt")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_models()
         self.refresh_sessions()
+        self.watch(self.app, "run_name", self._run_changed, init=False)
+
+    def _run_changed(self, run: str) -> None:
+        """The current run's tuned model, when it has one, is the one to talk to."""
+        select = self.query_one("#model", Select)
+        if not self.busy and run in [value for _, value in self.model_options()]:
+            select.value = run
 
     def on_screen_resume(self) -> None:
         if self.is_mounted:
@@ -152,8 +163,8 @@ class ChatScreen(Screen[None]):
         values = [value for _, value in options]
         if current in values:
             select.value = current
-        elif values and self.model is None:
-            select.value = values[0]
+        elif values and self.model is None:  # the current run's model, else the newest
+            select.value = self.app.run_name if self.app.run_name in values else values[0]
 
     def refresh_sessions(self) -> None:
         from labdesk.chat import list_sessions

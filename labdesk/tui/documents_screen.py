@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, OptionList, Static
+from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from labdesk.tui.work import notify_error
@@ -41,13 +41,12 @@ class DocumentsScreen(Screen[None]):
         self.chunks: list[Chunk] = []
 
     def compose(self) -> ComposeResult:
-        yield Header()
         yield Label(f"Documents of {escape(self.leaf_path)}", classes="pane-title", id="title")
         with Horizontal():
             yield OptionList(id="files")
             with VerticalScroll(id="chunks"):
                 yield Static("fetching the documents at their pinned commit…", id="chunk-status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._resolve()

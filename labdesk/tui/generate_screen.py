@@ -8,6 +8,7 @@ stopped (the core keeps a manifest and a reply cache per leaf).
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,7 +23,6 @@ from textual.widgets import (
     Checkbox,
     DataTable,
     Footer,
-    Header,
     Label,
     RichLog,
     Select,
@@ -31,9 +31,10 @@ from textual.widgets import (
 )
 
 from labdesk.errors import Cancelled
+from labdesk.pathtext import tail_path
 from labdesk.runs import RunPaths
 from labdesk.tui.jsonl_view import JsonlView
-from labdesk.tui.widgets import RecipeSelect
+from labdesk.tui.widgets import ModeBar, RecipeSelect
 from labdesk.tui.work import CoreEvent, Job, JobScreen, notify_error
 
 if TYPE_CHECKING:
@@ -85,16 +86,31 @@ def leaf_needs_work(leaf: Leaf, paths: RunPaths) -> bool:
     return not manifest.get("complete") or inputs.get("content_hash") != leaf.content_hash
 
 
+COLUMNS = (
+    ("leaf", "leaf", 0),
+    ("status", "step", 12),
+    ("progress", "done", 5),
+    ("accepted", "✓", 3),
+    ("rejected", "✗", 3),
+    ("speed", "tok/s", 5),
+)
+"""The leaf table's columns: (key, label, width); the leaf gets what the others leave. The
+step column says where a leaf is: waiting, the pipeline step it is in, then done."""
+
+
 class GenerateScreen(JobScreen):
     DEFAULT_CSS = """
-    GenerateScreen #setup { width: 46; border-right: vkey $panel; padding: 0 1; }
-    GenerateScreen #leaves { height: 1fr; }
+    GenerateScreen #setup {
+        width: 32%; min-width: 28; max-width: 48; border-right: vkey $panel; padding: 0 1;
+    }
+    GenerateScreen #leaves { height: 1fr; min-height: 3; }
     GenerateScreen #main { width: 1fr; }
     GenerateScreen #leaf-table { height: auto; max-height: 12; }
-    GenerateScreen #events { height: 8; border-top: hkey $panel; }
+    GenerateScreen #events { height: 1fr; min-height: 3; max-height: 8; border-top: hkey $panel; }
     GenerateScreen #status { height: 1; padding: 0 1; }
     GenerateScreen #sample-bar { height: auto; padding: 0 1; }
     GenerateScreen #sample-file { width: 1fr; }
+    GenerateScreen #samples { min-height: 3; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+g", "start", "Start"),
@@ -106,26 +122,28 @@ class GenerateScreen(JobScreen):
     def __init__(self) -> None:
         super().__init__()
         self.taxonomy: Taxonomy | None = None
-
-    @property
-    def paths(self) -> RunPaths:
-        return RunPaths(self.app.run_dir)
+        self.changed: set[str] = set()
+        """Leaves never generated, left incomplete, or edited since, in the current run."""
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("generate")
         with Horizontal():
             with Vertical(id="setup"):
                 yield Label("Recipe", classes="pane-title")
                 yield RecipeSelect()
-                yield Label("Leaves (changed ones are ticked)", classes="pane-title")
+                yield Label("Leaves to generate", classes="pane-title")
                 yield SelectionList[str](id="leaves")
                 yield Checkbox(
-                    f"Preview: try {PREVIEW_CANDIDATES} per leaf, keep none", id="preview"
+                    "Preview only",
+                    id="preview",
+                    tooltip=f"try {PREVIEW_CANDIDATES} samples per leaf and keep none",
                 )
                 with Horizontal(classes="toolbar"):
-                    yield Button("Start", id="start", variant="primary")
-                    yield Button("Pause", id="pause", disabled=True)
-                    yield Button("Cancel", id="cancel", variant="error", disabled=True)
+                    yield Button("Start", id="start", variant="primary", compact=True)
+                    yield Button("Pause", id="pause", disabled=True, compact=True)
+                    yield Button(
+                        "Cancel", id="cancel", variant="error", disabled=True, compact=True
+                    )
             with Vertical(id="main"):
                 yield Static("idle", id="status")
                 table: DataTable[str] = DataTable(id="leaf-table", cursor_type="row")
@@ -134,26 +152,54 @@ class GenerateScreen(JobScreen):
                 with Horizontal(id="sample-bar"):
                     yield Select[str]([], prompt="samples file", id="sample-file")
                 yield JsonlView(id="samples")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        super().on_mount()
         table = self.query_one("#leaf-table", DataTable)
-        for key, label, width in (
-            ("leaf", "leaf", 30),
-            ("step", "step", 12),
-            ("progress", "progress", 8),
-            ("accepted", "✓", 4),
-            ("rejected", "✗", 4),
-            ("speed", "tok/s", 5),
-            ("status", "status", 7),
-        ):
-            table.add_column(label, key=key, width=width)
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width or 12)
         self._load_leaves()
         self.refresh_sample_files()
+        self.query_one("#samples", JsonlView).write_guard = self._hold_run_to_drop
+
+    def _hold_run_to_drop(self) -> AbstractContextManager[None]:
+        from labdesk.runlock import hold_run
+
+        return hold_run(self.paths, "the labdesk app: dropping samples")
 
     def on_screen_resume(self) -> None:
         if self.is_mounted and self.job is None:
             self._load_leaves()
+
+    def _run_changed(self) -> None:
+        if self.job is None:
+            self.query_one("#leaf-table", DataTable).clear()
+            self.query_one("#status", Static).update("idle")
+            self._load_leaves()
+            self.refresh_sample_files()
+
+    def on_resize(self) -> None:
+        self._fit_leaf_column()
+        if self.taxonomy is not None:
+            self._show_leaves(self.taxonomy, self.changed, keep_ticks=True)
+
+    def _fit_leaf_column(self) -> None:
+        """The leaf column takes the table's width that the other columns leave (each column
+        also takes 2 cells of padding)."""
+        table = self.query_one("#leaf-table", DataTable)
+        others = sum(width + 2 for _, _, width in COLUMNS[1:])
+        leaf = table.columns.get("leaf")  # type: ignore[call-overload]
+        if leaf is not None:
+            leaf.width = max(10, table.size.width - others - 2)
+            leaf.auto_width = False
+            table._require_update_dimensions = True  # DataTable re-measures on its next idle
+            table.refresh()
+
+    def _leaf_text(self, path: str) -> str:
+        table = self.query_one("#leaf-table", DataTable)
+        leaf = table.columns.get("leaf")  # type: ignore[call-overload]
+        return tail_path(path, leaf.width if leaf is not None else 30)
 
     # leaves --------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="generate-leaves")
@@ -168,12 +214,18 @@ class GenerateScreen(JobScreen):
         changed = {leaf.path for leaf in taxonomy.leaves if leaf_needs_work(leaf, self.paths)}
         self.app.call_from_thread(self._show_leaves, taxonomy, changed)
 
-    def _show_leaves(self, taxonomy: Taxonomy, changed: set[str]) -> None:
-        self.taxonomy = taxonomy
+    def _show_leaves(
+        self, taxonomy: Taxonomy, changed: set[str], *, keep_ticks: bool = False
+    ) -> None:
+        """List the leaves, the changed ones ticked (or, redrawn at a new width, as they were)."""
+        self.taxonomy, self.changed = taxonomy, changed
         leaves = self.query_one("#leaves", SelectionList)
+        kept = set(leaves.selected) if keep_ticks else changed
+        width = max(8, leaves.size.width - 6)  # the tick box and the scrollbar
         leaves.clear_options()
         for leaf in taxonomy.leaves:
-            leaves.add_option((leaf.path, leaf.path, leaf.path in changed))
+            # shown by its distinguishing end; the full path is the option's value
+            leaves.add_option((escape(tail_path(leaf.path, width)), leaf.path, leaf.path in kept))
         invalid = len({p.file for p in taxonomy.errors})
         if invalid:
             self.log_line(f"[yellow]{invalid} invalid leaf file(s) left out: fix them on F2[/]")
@@ -186,12 +238,14 @@ class GenerateScreen(JobScreen):
             self.notify("tick at least one leaf", severity="warning")
             return
         preview = self.query_one("#preview", Checkbox).value
-        if (job := self.begin_job("generate")) is None:
+        # a preview writes nothing into the run: it needs no lock
+        if (job := self.begin_job("generate", writes_run=not preview)) is None:
             return
         table = self.query_one("#leaf-table", DataTable)
         table.clear()
+        self._fit_leaf_column()
         for path in chosen:
-            table.add_row(path, "", "", "0", "0", "", "waiting", key=path)
+            table.add_row(self._leaf_text(path), "waiting", "", "0", "0", "", key=path)
         self.query_one("#status", Static).update("loading the teacher…")
         self._generate(job, self.app.recipe_name, chosen, preview)
 
@@ -210,17 +264,16 @@ class GenerateScreen(JobScreen):
     @work(thread=True, exclusive=True, group="generate")
     def _generate(self, job: Job, recipe_name: str, leaves: list[str], preview: bool) -> None:
         from labdesk.generate import run_generation
-        from labdesk.recipes import load_recipe
         from labdesk.taxonomy import load_taxonomy
 
         report: GenerationReport | None = None
         try:
-            recipe = load_recipe(recipe_name)
+            recipe = job.recipe(recipe_name)
             taxonomy = load_taxonomy(self.app.taxonomy_root)
             report = run_generation(
                 taxonomy,
                 recipe,
-                self.app.run_dir,
+                job.run.root,
                 ws=self.app.workspace,
                 leaves=leaves,
                 preview=PREVIEW_CANDIDATES if preview else None,
@@ -259,8 +312,10 @@ class GenerateScreen(JobScreen):
         table = self.query_one("#leaf-table", DataTable)
         if event.leaf and event.leaf in table.rows:
             row = event.leaf
-            if event.step:
-                table.update_cell(row, "step", event.step)
+            if event.kind == "done":
+                table.update_cell(row, "status", "done")
+            elif event.step:
+                table.update_cell(row, "status", event.step)
             if event.done is not None and event.total:
                 table.update_cell(row, "progress", f"{event.done}/{event.total}")
             if event.accepted is not None:
@@ -269,9 +324,6 @@ class GenerateScreen(JobScreen):
                 table.update_cell(row, "rejected", str(event.rejected))
             if "tok/s" in event.metrics:
                 table.update_cell(row, "speed", f"{event.metrics['tok/s']:.0f}")
-            table.update_cell(
-                row, "status", {"start": "running", "done": "done"}.get(event.kind, "running")
-            )
         elif event.kind == "progress" and event.total:
             self.query_one("#status", Static).update(f"leaves {event.done}/{event.total}")
         if event.message and event.kind != "progress":

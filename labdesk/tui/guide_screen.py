@@ -5,7 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown
+from textual.widgets import Footer, Markdown
+
+from labdesk.tui.widgets import ModeBar
 
 GUIDE = """\
 # The LAB flow in labdesk
@@ -36,11 +38,13 @@ flow offline in minutes with tiny models (their text is nonsense, the pipeline i
 | key | does |
 |---|---|
 | F1 … F7 | guide, taxonomy, generate, train, chat, models, run all |
+| F8 | pick or create the run every screen works on (the CLI's runs too) |
 | ctrl+p | command palette: every screen and action by name |
 | ctrl+s | save the leaf being edited |
 | ctrl+n | new leaf from a template |
 | ctrl+e | open the leaf in `$EDITOR` |
-| ctrl+q | quit: finished work is kept, a stopped run resumes next time |
+| alt+up / alt+down | move the seed being edited |
+| ctrl+q | quit: unsaved edits are asked about; a stopped run resumes next time |
 """
 
 
@@ -50,7 +54,7 @@ class GuideScreen(Screen[None]):
     """
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("guide")
         with VerticalScroll():
             yield Markdown(GUIDE)
-        yield Footer()
+        yield Footer(compact=True)

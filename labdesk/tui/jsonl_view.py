@@ -9,11 +9,14 @@ dropped by hand: the file is rewritten atomically and each dropped record is kep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import threading
 from array import array
 from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +29,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from labdesk.errors import LabdeskError
 from labdesk.fileio import append_jsonl, atomic_writer
 from labdesk.tui.work import notify_error
 
@@ -166,6 +170,9 @@ class JsonlView(ScrollView, can_focus=True):
         self.index: LineIndex | None = None
         self.dropped: set[int] = set()
         self.writable = True
+        self.write_guard: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
+        """Held while the file is rewritten: the generate screen holds the run's lock, so no
+        `labdesk generate` appends to a file being replaced."""
         """False while something else appends to the file (a rewrite would lose its lines)."""
         self._rows: OrderedDict[int, tuple[str, str]] = OrderedDict()
 
@@ -288,6 +295,16 @@ class JsonlView(ScrollView, can_focus=True):
             self.refresh()
             self.action_move(1)
 
+    def _rewrite(self, index: LineIndex, path: Path) -> None:
+        # the dropped records are kept first: a crash in between loses nothing
+        dropped_file = path.with_name(path.name.removesuffix(".jsonl") + ".dropped.jsonl")
+        for row in sorted(self.dropped):
+            append_jsonl(dropped_file, {"dropped_by": "hand", "record": self.record(row)})
+        with atomic_writer(path, "wb", encoding=None) as out:
+            for row in range(len(index)):
+                if row not in self.dropped:
+                    out.write(index.line(row) + b"\n")
+
     def action_write(self) -> None:
         """Rewrite the file without the dropped records; keep those in `.dropped.jsonl`."""
         if self.index is None or not self.dropped:
@@ -299,17 +316,11 @@ class JsonlView(ScrollView, can_focus=True):
             )
             return
         index, path = self.index, self.index.path
-        index.scan()
         try:
-            # the dropped records are kept first: a crash in between loses nothing
-            dropped_file = path.with_name(path.name.removesuffix(".jsonl") + ".dropped.jsonl")
-            for row in sorted(self.dropped):
-                append_jsonl(dropped_file, {"dropped_by": "hand", "record": self.record(row)})
-            with atomic_writer(path, "wb", encoding=None) as out:
-                for row in range(len(index)):
-                    if row not in self.dropped:
-                        out.write(index.line(row) + b"\n")
-        except OSError as exc:
+            with self.write_guard():
+                index.scan()  # every line written before the guard was taken
+                self._rewrite(index, path)
+        except (LabdeskError, OSError) as exc:
             notify_error(self.app, exc)
             return
         count = len(self.dropped)

@@ -3,29 +3,37 @@
 Every keystroke updates the form; a moment later the form is written into the round-trip YAML
 document and checked with `labdesk.taxonomy.validate_text` in a worker, and each problem is shown
 under the field its YAML path points at. Saving writes the same document atomically.
+
+Nothing is lost without a question: removing a seed that has text asks first; the seed buttons
+(↑ ↓ ✕) are left out of the Tab path, so typing never presses them; and the editor remembers the
+file's text as it read it, so a file changed on disk since is never overwritten silently.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Static, TextArea
 
 from labdesk.tui.qna_file import FieldPath, LeafForm, QAForm, QnaFile, SeedForm, parse_yq
+from labdesk.tui.widgets import Question
 from labdesk.tui.work import notify_error
 
 if TYPE_CHECKING:
+    from textual.dom import DOMNode
+
     from labdesk.taxonomy import Problem
 
-MISSING_KEY = re.compile(r"'(\w+)' is a required property")
-"""JSON Schema's wording for a missing key: the problem belongs at that key's field."""
+MISSING_KEY = re.compile(r"^(\w+) is missing$")
+"""How a missing key is worded (`labdesk.taxonomy.wording`): it belongs at that key's field."""
 VALIDATE_DELAY_S = 0.3
 """Validation waits for a pause in typing, so a fast typist never waits for it."""
 
@@ -96,7 +104,10 @@ class FieldBox(Vertical):
 
     @property
     def value(self) -> str:
-        widget = self.query_one(f"#{field_id(self.path)}")
+        widgets = list(self.query(f"#{field_id(self.path)}"))
+        if not widgets:  # not composed yet: the value it was made with
+            return self._value
+        widget = widgets[0]
         return widget.text if isinstance(widget, TextArea) else str(getattr(widget, "value", ""))
 
     def _title_text(self, value: str) -> str:
@@ -118,7 +129,8 @@ class FieldBox(Vertical):
 
 
 class LeafEditor(VerticalScroll):
-    """Edits one leaf; posts `Validated` after each check and `Saved` after each save."""
+    """Edits one leaf; posts `Validated` after each check, `Saved` after each save and `Dirty`
+    when it gains or loses unsaved edits."""
 
     DEFAULT_CSS = """
     LeafEditor { padding: 0 1; }
@@ -136,6 +148,10 @@ class LeafEditor(VerticalScroll):
     LeafEditor .section { text-style: bold; color: $accent; margin-top: 1; }
     LeafEditor #add-seed { margin-bottom: 1; }
     """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("alt+up", "move_seed(-1)", "Seed up", show=False),
+        Binding("alt+down", "move_seed(1)", "Seed down", show=False),
+    ]
 
     class Validated(Message):
         def __init__(self, editor: LeafEditor, problems: list[Problem]) -> None:
@@ -148,28 +164,38 @@ class LeafEditor(VerticalScroll):
             super().__init__()
             self.editor = editor
 
-    def __init__(self, file: Path, rel: str, qna: QnaFile) -> None:
+    class Dirty(Message):
+        def __init__(self, editor: LeafEditor) -> None:
+            super().__init__()
+            self.editor = editor
+
+    def __init__(self, file: Path, rel: str, qna: QnaFile, disk_text: str) -> None:
         super().__init__()
         self.file = file
         self.rel = rel
         """Path relative to the taxonomy root: upstream's rules depend on it."""
         self.qna = qna
+        """The working document: checks write the form into it, so it is not what was saved."""
         self.form: LeafForm = qna.form()
+        self.saved: LeafForm = qna.form()
+        """The form as the file holds it: unsaved edits are what differs from it."""
+        self.disk_text: str | None = disk_text
+        """The file's text as last read or written here: a different text on disk means
+        someone else changed the file since."""
         self.problems: list[Problem] = []
         self.dirty = False
         self._timer: Timer | None = None
         self._rebuilding = False
+        """While the form is redrawn its inputs are stale: nothing is read back from them."""
         self._checks = 0
         """Number of the latest check: a slower, older check never overwrites a newer one."""
-        """While the form is redrawn its inputs are stale: nothing is read back from them."""
 
     # layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         from labdesk.taxonomy.advice import CONTEXT_WORDS, QA_WORDS
 
         form = self.form
-        kind = "knowledge" if form.knowledge else "skill"
-        yield Static(f"{self.rel} · {kind}", id="summary")
+        yield Static(self._summary_head(), id="summary")
         yield FieldBox(
             ("created_by",), "created_by (your GitHub name)", form.created_by, multiline=False
         )
@@ -182,15 +208,9 @@ class LeafEditor(VerticalScroll):
             with Vertical(classes="seed", id=f"seed-{i}"):
                 with Horizontal(classes="seed-head"):
                     yield Label(f"Seed {i + 1} of {len(form.seeds)}")
-                    yield Button("↑", id=f"up-{i}", compact=True, tooltip="Move this seed up")
-                    yield Button("↓", id=f"down-{i}", compact=True, tooltip="Move this seed down")
-                    yield Button(
-                        "✕",
-                        id=f"del-{i}",
-                        compact=True,
-                        variant="error",
-                        tooltip="Remove this seed",
-                    )
+                    yield _button("↑", f"up-{i}", "Move this seed up (alt+up)")
+                    yield _button("↓", f"down-{i}", "Move this seed down (alt+down)")
+                    yield _button("✕", f"del-{i}", "Remove this seed (asks first)")
                 base: FieldPath = ("seed_examples", i)
                 if form.knowledge:
                     yield FieldBox(
@@ -201,9 +221,7 @@ class LeafEditor(VerticalScroll):
                         pair: FieldPath = (*base, "questions_and_answers", j)
                         with Horizontal(classes="qa-head"):
                             yield Label(f"Q&A {j + 1}")
-                            yield Button(
-                                "✕", id=f"delqa-{i}-{j}", compact=True, tooltip="Remove this pair"
-                            )
+                            yield _button("✕", f"delqa-{i}-{j}", "Remove this pair (asks first)")
                         yield FieldBox((*pair, "question"), "question", qa.question, multiline=True)
                         yield FieldBox(
                             (*pair, "answer"), "answer", qa.answer,
@@ -212,10 +230,8 @@ class LeafEditor(VerticalScroll):
                     yield Button("+ Q&A", id=f"addqa-{i}")
                 else:
                     qa = seed.qa[0]
-                    yield FieldBox(
-                        (*base, "context"), "context (grounded skills only)", seed.context,
-                        multiline=True,
-                    )  # fmt: skip
+                    if form.grounded:  # a freeform skill has no context: no field for one
+                        yield FieldBox((*base, "context"), "context", seed.context, multiline=True)
                     yield FieldBox((*base, "question"), "question", qa.question, multiline=True)
                     yield FieldBox((*base, "answer"), "answer", qa.answer, multiline=True)
         yield Button("+ seed example", id="add-seed", variant="primary")
@@ -233,6 +249,13 @@ class LeafEditor(VerticalScroll):
     def on_mount(self) -> None:
         self.validate_now()
 
+    def focus_first(self) -> None:
+        """Put the cursor in the first field (a new leaf: typing starts at once)."""
+        boxes = list(self.query(FieldBox))
+        empty = next((box for box in boxes if not box.value.strip()), boxes[0] if boxes else None)
+        if empty is not None:
+            empty.query_one(f"#{field_id(empty.path)}").focus()
+
     # editing -------------------------------------------------------------------------------
     def sync(self) -> None:
         """Read every input back into the form (before a restructure, a check or a save)."""
@@ -240,6 +263,13 @@ class LeafEditor(VerticalScroll):
             return
         for box in self.query(FieldBox):
             self.form.set(box.path, box.value)
+
+    def _update_dirty(self) -> None:
+        dirty = self.form.values() != self.saved.values()
+        if dirty != self.dirty:
+            self.dirty = dirty
+            self._paint_summary()
+            self.post_message(self.Dirty(self))
 
     @on(TextArea.Changed)
     @on(Input.Changed)
@@ -250,8 +280,7 @@ class LeafEditor(VerticalScroll):
         event.stop()
         box.refresh_hint()
         self.form.set(box.path, box.value)
-        if self.form != self.qna.form():
-            self.dirty = True
+        self._update_dirty()
         self._schedule_validation()
 
     def _schedule_validation(self) -> None:
@@ -278,12 +307,12 @@ class LeafEditor(VerticalScroll):
             del seeds[i].qa[j]
         else:
             return
-        self.dirty = True
         self._rebuilding = True
         try:
             await self.recompose()
         finally:
             self._rebuilding = False
+        self._update_dirty()
         self.validate_now()
 
     @on(Button.Pressed)
@@ -293,10 +322,69 @@ class LeafEditor(VerticalScroll):
             await self.restructure("add-seed", 0)
             return
         change, _, rest = (event.button.id or "").partition("-")
-        if change in ("up", "down", "del", "addqa", "delqa"):
-            event.stop()
-            parts = [int(n) for n in rest.split("-")]
+        if change not in ("up", "down", "del", "addqa", "delqa"):
+            return
+        event.stop()
+        parts = [int(n) for n in rest.split("-")]
+        if change in ("del", "delqa"):
+            self.sync()
+            self._ask_removal(change, *parts)
+        else:
             await self.restructure(change, *parts)
+
+    def _ask_removal(self, change: str, i: int, j: int = 0) -> None:
+        """Removing what holds text asks first; an empty seed or pair just goes."""
+        seed = self.form.seeds[i]
+        pairs = seed.qa if change == "del" else seed.qa[j : j + 1]
+        texts = [seed.context if change == "del" else ""]
+        texts += [t for qa in pairs for t in (qa.question, qa.answer)]
+        if not any(t.strip() for t in texts):
+            self.run_worker(self.restructure(change, i, j))
+            return
+        what = f"seed {i + 1}" if change == "del" else f"Q&A {j + 1} of seed {i + 1}"
+        first = next(t for t in texts if t.strip())
+        preview = " ".join(first.split())
+        preview = preview[:70] + ("…" if len(preview) > 70 else "")
+        question = Question(
+            f"Remove {what}?\n[dim]{escape(preview)}[/]",
+            [("remove", f"Remove {what}"), ("keep", "Keep it")],
+        )
+
+        async def answered(answer: str | None) -> None:
+            if answer == "remove":
+                await self.restructure(change, i, j)
+
+        self.app.push_screen(question, answered)
+
+    def _focused_seed(self) -> int | None:
+        node: DOMNode | None = self.screen.focused
+        while node is not None and node is not self:
+            if node.id and node.id.startswith("seed-"):
+                return int(node.id.removeprefix("seed-"))
+            node = node.parent
+        return None
+
+    async def action_move_seed(self, delta: int) -> None:
+        """Move the seed holding the cursor; the cursor goes with it."""
+        i = self._focused_seed()
+        focused = self.screen.focused
+        if i is None or focused is None or not (0 <= i + delta < len(self.form.seeds)):
+            return
+        where = (focused.id or "").replace(f"seed_examples-{i}-", f"seed_examples-{i + delta}-")
+        await self.restructure("up" if delta < 0 else "down", i)
+        for widget in self.query(f"#{where}"):
+            widget.focus()
+
+    # disk ------------------------------------------------------------------------------------
+    def read_disk(self) -> str | None:
+        try:
+            return self.file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def changed_on_disk(self) -> bool:
+        """Someone changed (or removed) the file since it was read or saved here."""
+        return self.read_disk() != self.disk_text
 
     # checking and saving -------------------------------------------------------------------
     def current_text(self) -> str:
@@ -320,6 +408,21 @@ class LeafEditor(VerticalScroll):
             return
         self.app.call_from_thread(self.show_problems, problems, number)
 
+    def _summary_head(self) -> str:
+        kind = "knowledge" if self.form.knowledge else "skill"
+        unsaved = "[b yellow]● unsaved[/] · " if self.dirty else ""
+        head = f"{unsaved}[b]{escape(self.rel)}[/b] · {kind}"
+        if not self.problems:
+            return head + (" · [green]✓ valid by upstream's rules[/]" if self._checks else "")
+        errors = sum(p.severity == "error" for p in self.problems)
+        warnings = len(self.problems) - errors
+        return head + f" · [red]✗ {errors} error(s)[/] · [yellow]! {warnings} warning(s)[/]"
+
+    def _paint_summary(self, loose: list[Problem] | None = None) -> None:
+        for summary in self.query("#summary").results(Static):
+            extra = ("\n" + problem_markup(loose)) if loose else ""
+            summary.update(self._summary_head() + extra)
+
     def show_problems(self, problems: list[Problem], number: int | None = None) -> None:
         if number is not None and number != self._checks:
             return  # a newer check is on its way
@@ -339,19 +442,9 @@ class LeafEditor(VerticalScroll):
         for path, box in boxes.items():
             box.show_problems(placed[path])
         errors = sum(p.severity == "error" for p in problems)
-        warnings = len(problems) - errors
-        summary = summaries[0]
-        kind = "knowledge" if self.form.knowledge else "skill"
-        head = f"[b]{escape(self.rel)}[/b] · {kind} · "
-        if not problems:
-            head += "[green]✓ valid by upstream's rules[/]"
-        else:
-            head += f"[red]✗ {errors} error(s)[/] · [yellow]! {warnings} warning(s)[/]"
-        if loose:
-            head += "\n" + problem_markup(loose)
-        summary.update(head)
-        summary.set_class(errors > 0, "-error")
-        summary.set_class(not problems, "-clean")
+        self._paint_summary(loose)
+        summaries[0].set_class(errors > 0, "-error")
+        summaries[0].set_class(not problems, "-clean")
         self.post_message(self.Validated(self, problems))
 
     @staticmethod
@@ -370,16 +463,53 @@ class LeafEditor(VerticalScroll):
         return None
 
     def action_save(self) -> None:
+        """Save; when the file changed on disk since it was read, ask before overwriting."""
+        if not self.changed_on_disk():
+            self.save()
+            return
+        question = Question(
+            f"[b]{escape(self.rel)}[/b] changed on disk since it was opened here.\n"
+            "Overwrite it with this form, or reload it from disk (dropping the form's edits)?",
+            [("overwrite", "Overwrite"), ("reload", "Reload from disk"), ("cancel", "Cancel")],
+            focus="cancel",
+        )
+
+        def answered(answer: str | None) -> None:
+            if answer == "overwrite":
+                self.save()
+            elif answer == "reload":
+                self.post_message(self.ReloadRequested(self))
+
+        self.app.push_screen(question, answered)
+
+    class ReloadRequested(Message):
+        def __init__(self, editor: LeafEditor) -> None:
+            super().__init__()
+            self.editor = editor
+
+    def save(self) -> bool:
+        """Write the form now (atomically); False when the write failed."""
         self.sync()
         try:
-            self.qna.apply(self.form)
+            text = self.current_text()
             self.qna.save(self.file)
         except OSError as exc:
             notify_error(self.app, exc)
-            return
-        self.dirty = False
+            return False
+        self.disk_text = text
+        self.saved = QnaFile.parse(text, knowledge=self.form.knowledge).form()
+        self._update_dirty()
         errors = sum(p.severity == "error" for p in self.problems)
         note = f" with {errors} error(s) left to fix" if errors else ""
         self.notify(f"saved {self.rel}{note}", severity="warning" if errors else "information")
         self.post_message(self.Saved(self))
         self.validate_now()
+        return True
+
+
+def _button(label: str, id: str, tooltip: str) -> Button:
+    """A small seed button the mouse presses and Tab passes by: typing into a focused ✕
+    would remove a seed."""
+    button = Button(label, id=id, compact=True, tooltip=tooltip)
+    button.can_focus = False
+    return button

@@ -13,9 +13,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Footer, Header, Label, ProgressBar, Static
+from textual.widgets import Button, DataTable, Footer, Label, ProgressBar, Static
 
-from labdesk.tui.widgets import RecipeSelect
+from labdesk.tui.widgets import ModeBar, RecipeSelect
 from labdesk.tui.work import CoreEvent, Job, JobScreen, notify_error
 
 if TYPE_CHECKING:
@@ -42,7 +42,9 @@ def recipe_needs(recipe: Recipe) -> list[tuple[str, ModelRef, Want]]:
 
 class ModelsScreen(JobScreen):
     DEFAULT_CSS = """
-    ModelsScreen #side { width: 46; border-right: vkey $panel; padding: 0 1; }
+    ModelsScreen #side {
+        width: 32%; min-width: 28; max-width: 48; border-right: vkey $panel; padding: 0 1;
+    }
     ModelsScreen #main { width: 1fr; padding: 0 1; }
     ModelsScreen DataTable { height: auto; max-height: 16; margin-bottom: 1; }
     ModelsScreen #pull-status { height: auto; }
@@ -56,7 +58,7 @@ class ModelsScreen(JobScreen):
     IDLE_BUTTONS = ("#pull",)
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("models")
         with Horizontal():
             with Vertical(id="side"):
                 yield Label("Recipe", classes="pane-title")
@@ -69,14 +71,17 @@ class ModelsScreen(JobScreen):
                 yield DataTable(id="needs", cursor_type="row")
                 yield Label("On this machine", classes="pane-title")
                 yield DataTable(id="stored", cursor_type="row")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        super().on_mount()
         self.query_one("#needs", DataTable).add_columns("role", "model", "form", "status")
         self.query_one("#stored", DataTable).add_columns("model", "revision", "files", "size")
         self.action_refresh()
 
-    @on(RecipeSelect.Changed)
+    def _recipe_changed(self) -> None:
+        self.action_refresh()
+
     def action_refresh(self) -> None:
         self._survey(self.app.recipe_name)
 
@@ -117,7 +122,7 @@ class ModelsScreen(JobScreen):
 
     @on(Button.Pressed, "#pull")
     def action_pull(self) -> None:
-        if (job := self.begin_job("pull")) is None:
+        if (job := self.begin_job("pull", writes_run=False)) is None:
             return
         self.add_class("-pulling")
         self.query_one("#pull-status", Static).update("pulling…")

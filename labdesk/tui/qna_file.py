@@ -46,6 +46,8 @@ class SeedForm:
 @dataclass
 class LeafForm:
     knowledge: bool
+    grounded: bool = False
+    """A skill whose seeds carry a context (a grounded skill); a freeform skill has none."""
     version: int = 3
     created_by: str = ""
     description: str = ""
@@ -73,10 +75,16 @@ class LeafForm:
                     paths += [(*qa, "question"), (*qa, "answer")]
             else:
                 base = ("seed_examples", i)
-                paths += [(*base, "context"), (*base, "question"), (*base, "answer")]
+                context = [(*base, "context")] if self.grounded else []
+                paths += [*context, (*base, "question"), (*base, "answer")]
         if self.knowledge:
             paths += [("document", "repo"), ("document", "commit"), ("document", "patterns")]
         return paths
+
+    def values(self) -> list[tuple[FieldPath, str]]:
+        """Every editable value as it would be saved: a trailing newline (a literal block's
+        own) makes no difference to the file."""
+        return [(path, self.get(path).rstrip("\n")) for path in self.field_paths()]
 
     def get(self, path: FieldPath) -> str:
         """The text of one editable value (patterns: one per line)."""
@@ -222,6 +230,7 @@ class QnaFile:
             else:
                 qa = [QAForm(_text(seed.get("question")), _text(seed.get("answer")))]
             form.seeds.append(SeedForm(_text(seed.get("context")), qa, origin=i))
+            form.grounded = form.grounded or (not self.knowledge and "context" in seed)
         doc = d.get("document")
         if isinstance(doc, dict):
             form.repo = _text(doc.get("repo"))

@@ -13,10 +13,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Footer, Header, Label, RichLog, Static
+from textual.widgets import Button, DataTable, Footer, Label, RichLog, Static
 
 from labdesk.errors import Cancelled
-from labdesk.tui.widgets import RecipeSelect
+from labdesk.tui.widgets import ModeBar, RecipeSelect
 from labdesk.tui.work import CoreEvent, Job, JobScreen, notify_error
 
 if TYPE_CHECKING:
@@ -27,7 +27,9 @@ STAGES = ("check", "generate", "mix", "train", "export", "evaluate")
 
 class RunScreen(JobScreen):
     DEFAULT_CSS = """
-    RunScreen #setup { width: 40; border-right: vkey $panel; padding: 0 1; }
+    RunScreen #setup {
+        width: 30%; min-width: 28; max-width: 44; border-right: vkey $panel; padding: 0 1;
+    }
     RunScreen #main { width: 1fr; }
     RunScreen #stages { height: auto; }
     RunScreen #summary { height: auto; padding: 0 1; border: round $panel; }
@@ -40,7 +42,7 @@ class RunScreen(JobScreen):
     JOB_BUTTONS = ("#stop",)
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("run")
         with Horizontal():
             with Vertical(id="setup"):
                 yield Label("Recipe", classes="pane-title")
@@ -51,20 +53,48 @@ class RunScreen(JobScreen):
                     classes="hint",
                 )
                 with Horizontal(classes="toolbar"):
-                    yield Button("Run all", id="start", variant="primary")
-                    yield Button("Stop", id="stop", variant="error", disabled=True)
+                    yield Button("Run all", id="start", variant="primary", compact=True)
+                    yield Button("Stop", id="stop", variant="error", disabled=True, compact=True)
             with Vertical(id="main"):
                 yield DataTable(id="stages", cursor_type="none")
                 yield Static("not started", id="summary")
                 yield RichLog(id="events", markup=True, wrap=True, max_lines=500)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        super().on_mount()
         table = self.query_one("#stages", DataTable)
         for key in ("stage", "state", "progress", "seconds"):
             table.add_column(key, key=key)
         for stage in STAGES:
             table.add_row(stage, "—", "", "", key=stage)
+        self.show_run()
+
+    def show_run(self) -> None:
+        """The stages as the run's ledger has them, whoever ran them (`labdesk run` too), and
+        what the run holds."""
+        from labdesk.flow import summarize
+        from labdesk.runindex import stage_states
+
+        states = stage_states(self.paths)
+        table = self.query_one("#stages", DataTable)
+        for stage in STAGES:
+            state = {"done": "done", "running": "stopped"}.get(states.get(stage, ""), "—")
+            table.update_cell(stage, "state", state)
+            table.update_cell(stage, "progress", "")
+            table.update_cell(stage, "seconds", "")
+        summary = summary_text(summarize(self.paths, self.app.workspace)) if states else ""
+        self.query_one("#summary", Static).update(
+            f"run {escape(self.paths.name)}: " + (summary or "not started")
+        )
+
+    def on_screen_resume(self) -> None:
+        if self.is_mounted and self.job is None:
+            self.show_run()
+
+    def _run_changed(self) -> None:
+        if self.job is None:
+            self.show_run()
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
@@ -83,14 +113,13 @@ class RunScreen(JobScreen):
     @work(thread=True, exclusive=True, group="run")
     def _run(self, job: Job, recipe_name: str) -> None:
         from labdesk.flow import run_flow
-        from labdesk.recipes import load_recipe
 
         result = None
         try:
             result = run_flow(
-                load_recipe(recipe_name),
+                job.recipe(recipe_name),
                 self.app.workspace,
-                run_name=self.app.run_name,
+                run_name=job.run.name,
                 taxonomy_root=self.app.taxonomy_root,
                 reporter=job.reporter(self),
                 cancel=job.cancel,
@@ -116,7 +145,9 @@ class RunScreen(JobScreen):
     def _progress(self, message: CoreEvent) -> None:
         event = message.event
         table = self.query_one("#stages", DataTable)
-        if event.stage == "run" and event.step in STAGES:
+        if self.job is None:
+            pass  # late news from a finished run: its outcome is already on the table
+        elif event.stage == "run" and event.step in STAGES:
             state = "up to date" if event.kind == "message" else "running"
             table.update_cell(event.step, "state", state)
         elif event.stage in STAGES and event.total:

@@ -1,7 +1,10 @@
 """The taxonomy screen: every leaf at a glance (kind, seeds, validity) and the leaf editor.
 
 The tree is drawn from a plain file listing at once; the full upstream check of every leaf runs
-in a worker and then colours each leaf. Drafts of leaves left unsaved are kept while browsing.
+in a worker and then colours each leaf. Unsaved edits are never dropped without a question:
+opening another leaf or quitting asks to save, discard or stay; the tree marks the leaf with
+unsaved edits at the start of its label (where a narrow tree never cuts it off); and the open
+leaf's file is watched, so a change made on disk reloads the form or, over unsaved edits, asks.
 """
 
 from __future__ import annotations
@@ -18,21 +21,24 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static, Tree
+from textual.widgets import Button, Footer, Input, Label, Select, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from labdesk.errors import LabdeskError
+from labdesk.pathtext import tail_path
+from labdesk.tui.widgets import ModeBar, Question
 from labdesk.tui.work import notify_error
 
 if TYPE_CHECKING:
     from labdesk.taxonomy import Leaf, Problem, Taxonomy
     from labdesk.tui.app import LabdeskApp
     from labdesk.tui.leaf_editor import LeafEditor
-    from labdesk.tui.qna_file import LeafForm, QnaFile
 
 GROUPS = ("knowledge", "compositional_skills", "foundational_skills")
 LEAF_FILE = "qna.yaml"
 KIND_LABEL = {"knowledge": "knowledge", "freeform_skill": "freeform", "grounded_skill": "grounded"}
+DISK_CHECK_S = 2.0
+"""How often the open leaf's file is compared with what the editor read."""
 
 
 def list_leaf_files(root: Path) -> list[str]:
@@ -108,7 +114,9 @@ class NewLeafDialog(ModalScreen[tuple[str, str] | None]):
 
 class TaxonomyScreen(Screen[None]):
     DEFAULT_CSS = """
-    TaxonomyScreen #side { width: 44; border-right: vkey $panel; }
+    TaxonomyScreen #side {
+        width: 34%; min-width: 24; max-width: 64; border-right: vkey $panel;
+    }
     TaxonomyScreen #leaves { height: 1fr; }
     TaxonomyScreen #editor-pane { width: 1fr; }
     TaxonomyScreen #empty { padding: 2 4; color: $text-muted; }
@@ -126,23 +134,24 @@ class TaxonomyScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.taxonomy: Taxonomy | None = None
-        self.drafts: dict[str, LeafForm] = {}
-        """Unsaved forms of leaves the user moved away from, by taxonomy-relative file path."""
         self.editor: LeafEditor | None = None
         self.current: str | None = None
         """The leaf last picked, even one too broken to open in the form (ctrl+e still works)."""
+        self._groups: dict[str, TreeNode[str]] = {}
+        self._asked_about: str | None = None
+        """The disk text already asked about (over unsaved edits): asked once per change."""
 
     @property
     def root(self) -> Path:
         return self.app.taxonomy_root
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("taxonomy")
         with Horizontal():
             with Vertical(id="side"):
                 yield Label("Taxonomy", classes="pane-title")
                 yield Tree("taxonomy", id="leaves")
-                yield Static("✓ valid  ✗ errors  ! warnings  … checking", classes="hint")
+                yield Static("● unsaved ✓ valid ✗ errors ! warnings", classes="hint")
             with Vertical(id="editor-pane"):
                 yield Static(
                     "Pick a leaf on the left to edit it, or press ctrl+n for a new one.\n\n"
@@ -150,12 +159,20 @@ class TaxonomyScreen(Screen[None]):
                     "(how to do something, from examples).",
                     id="empty",
                 )
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.app.taxonomy_screen = self
         self.populate()
         # the full check imports the validators: start it once the first frame is on screen
         self.call_after_refresh(self.action_check_all)
+        self.set_interval(DISK_CHECK_S, self.check_disk)
+
+    def on_resize(self) -> None:
+        self.relabel()
+
+    def on_screen_resume(self) -> None:
+        self.check_disk()
 
     # the tree ------------------------------------------------------------------------------
     def populate(self, select: str | None = None) -> None:
@@ -172,9 +189,18 @@ class TaxonomyScreen(Screen[None]):
                 tree.move_cursor(node)
         for top in GROUPS:  # empty groups still show where new leaves go
             if top not in groups:
-                groups[top] = tree.root.add(f"[b]{top}[/b] [dim](empty)[/]", expand=True)
+                groups[top] = tree.root.add(self._group_label(top), expand=True)
+        self._groups = groups
 
-    def _label(self, rel: str) -> str:
+    def _group_label(self, top: str) -> str:
+        """An empty group says so where the tree is wide enough."""
+        width = self.query_one("#leaves", Tree).size.width or 40
+        empty = " [dim](empty)[/]" if len(top) + 10 <= width else ""
+        return f"[b]{top}[/b]{empty}"
+
+    def _label(self, rel: str, unsaved: list[str] | None = None) -> str:
+        """``● ✓ …/freeform/haiku freeform·5``: unsaved mark and verdict first, then the leaf
+        by the end of its path (what tells leaves apart), as much as the tree's width allows."""
         folder = rel.split("/", 1)[1].removesuffix(f"/{LEAF_FILE}") if "/" in rel else rel
         mark = "[dim]…[/]"
         detail = ""
@@ -189,9 +215,17 @@ class TaxonomyScreen(Screen[None]):
             else:
                 mark = "[green]✓[/]"
             if leaf is not None:
-                detail = f" [dim]{KIND_LABEL[leaf.kind]}·{len(leaf.seeds)}[/]"
-        draft = " [b yellow]●[/]" if rel in self.drafts else ""
-        return f"{mark} {escape(folder)}{detail}{draft}"
+                detail = f"{KIND_LABEL[leaf.kind]}·{len(leaf.seeds)}"
+        mark_unsaved = rel in (self.unsaved() if unsaved is None else unsaved)
+        unsaved_text = "[b yellow]●[/] " if mark_unsaved else ""
+        width = self.query_one("#leaves", Tree).size.width or 40
+        room = width - 4 - 2 - len(unsaved_text and "● ")  # the guide, the marks
+        if detail and room - len(detail) - 1 >= min(len(folder), 12):
+            room -= len(detail) + 1
+            detail = f" [dim]{detail}[/]"
+        else:
+            detail = ""
+        return f"{unsaved_text}{mark} {escape(tail_path(folder, max(room, 6)))}{detail}"
 
     def _leaf(self, rel: str) -> Leaf | None:
         if self.taxonomy is None:
@@ -201,12 +235,24 @@ class TaxonomyScreen(Screen[None]):
 
     def relabel(self) -> None:
         tree = self.query_one("#leaves", Tree)
+        unsaved = self.unsaved()
+        for top, group in self._groups.items():
+            if not group.children:
+                group.set_label(self._group_label(top))
         for node in tree.root.children:
             for leaf_node in node.children:
                 if leaf_node.data:
-                    leaf_node.set_label(self._label(leaf_node.data))
+                    leaf_node.set_label(self._label(leaf_node.data, unsaved))
+
+    def _select_in_tree(self, rel: str | None) -> None:
+        tree = self.query_one("#leaves", Tree)
+        for group in tree.root.children:
+            for node in group.children:
+                if node.data == rel:
+                    tree.move_cursor(node)
 
     def action_check_all(self) -> None:
+        self.check_disk()
         self._check_all()
 
     @work(thread=True, exclusive=True, group="check-all")
@@ -229,44 +275,119 @@ class TaxonomyScreen(Screen[None]):
         else:
             self.relabel()
 
+    # unsaved edits -------------------------------------------------------------------------
+    def unsaved(self) -> list[str]:
+        """Leaves with edits not yet saved (the open one, if it has any)."""
+        editor = self.editor
+        if editor is None or not editor.is_mounted:
+            return []
+        return [editor.rel] if editor.dirty else []
+
+    def unsaved_question(self, doing: str) -> Question:
+        (rel,) = self.unsaved()
+        return Question(
+            f"[b]{escape(rel)}[/b] has unsaved edits. Save them before {doing}?",
+            [("save", "Save"), ("discard", "Discard them"), ("cancel", "Cancel")],
+            focus="save",
+        )
+
+    def save_all(self) -> bool:
+        """Save every unsaved edit; False (nothing lost, a notification says why) when one
+        cannot be saved without a question: its file changed on disk meanwhile."""
+        editor = self.editor
+        if editor is None or not self.unsaved():
+            return True
+        if editor.changed_on_disk():
+            self.notify(
+                f"{editor.rel} changed on disk since it was opened: save it with ctrl+s to "
+                "choose between your edits and the file's",
+                severity="error",
+            )
+            return False
+        return editor.save()
+
+    def on_leaf_editor_dirty(self, event: LeafEditor.Dirty) -> None:
+        self.relabel()
+
+    def on_leaf_editor_saved(self, event: LeafEditor.Saved) -> None:
+        self.action_check_all()
+
+    async def on_leaf_editor_reload_requested(self, event: LeafEditor.ReloadRequested) -> None:
+        await self.open_leaf(event.editor.rel, ask=False)
+
+    def check_disk(self) -> None:
+        """The open leaf's file changed on disk: reload a form without edits; over unsaved
+        edits, ask once per change."""
+        editor = self.editor
+        if editor is None or not editor.is_mounted or not editor.changed_on_disk():
+            return
+        if not self.unsaved():
+            self.run_worker(self.open_leaf(editor.rel, ask=False, focus=False))
+            self.notify(f"{editor.rel} changed on disk: reloaded")
+            return
+        text = editor.read_disk()
+        if self._asked_about == text or isinstance(self.app.screen, ModalScreen):
+            return
+        self._asked_about = text
+        question = Question(
+            f"[b]{escape(editor.rel)}[/b] changed on disk, and the form has unsaved edits.\n"
+            "Reload it from disk (dropping the form's edits), or keep editing? (Saving will "
+            "then ask before it overwrites the file.)",
+            [("reload", "Reload from disk"), ("keep", "Keep my edits")],
+        )
+
+        async def answered(answer: str | None) -> None:
+            if answer == "reload":
+                await self.open_leaf(editor.rel, ask=False)
+
+        self.app.push_screen(question, answered)
+
     # the editor ----------------------------------------------------------------------------
     @on(Tree.NodeSelected, "#leaves")
     async def _selected(self, event: Tree.NodeSelected[str]) -> None:
         if event.node.data:
             await self.open_leaf(event.node.data)
 
-    async def open_leaf(self, rel: str, qna: QnaFile | None = None) -> None:
+    async def open_leaf(self, rel: str, *, ask: bool = True, focus: bool = False) -> None:
+        """Open `rel` in the form; with unsaved edits in another leaf, ask first (save /
+        discard / cancel), unless `ask` is False (the edits were dealt with)."""
+        if ask and self.editor is not None and self.unsaved() and rel != self.editor.rel:
+
+            async def answered(answer: str | None) -> None:
+                if answer == "discard" or (answer == "save" and self.save_all()):
+                    await self.open_leaf(rel, ask=False)
+                else:
+                    self._select_in_tree(self.current)
+
+            self.app.push_screen(self.unsaved_question("opening another leaf"), answered)
+            return
+        await self._open(rel, focus=focus)
+
+    async def _open(self, rel: str, *, focus: bool) -> None:
         from labdesk.tui.leaf_editor import LeafEditor
         from labdesk.tui.qna_file import QnaFile
 
-        self._stash_draft()
         self.current = rel
         file = self.root / rel
         knowledge = rel.startswith("knowledge/")
         try:
-            qna = qna or QnaFile.read(file, knowledge=knowledge)
+            text = file.read_text(encoding="utf-8")
+            qna = QnaFile.parse(text, knowledge=knowledge, where=str(file))
         except LabdeskError as exc:
             notify_error(self.app, exc)
             return
-        editor = LeafEditor(file, rel, qna)
-        if draft := self.drafts.pop(rel, None):
-            editor.form = draft
-            editor.dirty = True
+        except (OSError, UnicodeDecodeError) as exc:
+            notify_error(self.app, exc)
+            return
+        editor = LeafEditor(file, rel, qna, text)
         pane = self.query_one("#editor-pane")
         await pane.remove_children()
         await pane.mount(editor)
         self.editor = editor
+        self._asked_about = None
         self.relabel()
-
-    def _stash_draft(self) -> None:
-        if self.editor is not None and self.editor.is_mounted:
-            self.editor.sync()
-            if self.editor.dirty:
-                self.drafts[self.editor.rel] = self.editor.form
-
-    def on_leaf_editor_saved(self, event: LeafEditor.Saved) -> None:
-        self.drafts.pop(event.editor.rel, None)
-        self.action_check_all()
+        if focus:
+            editor.focus_first()
 
     # commands ------------------------------------------------------------------------------
     def action_save(self) -> None:
@@ -279,12 +400,23 @@ class TaxonomyScreen(Screen[None]):
         self.app.push_screen(NewLeafDialog(), self._create_leaf)
 
     async def _create_leaf(self, answer: tuple[str, str] | None) -> None:
-        """A new leaf from the core's skeleton (its blanks fail validation until filled)."""
-        from labdesk.taxonomy import new_leaf
-
+        """A new leaf from the core's skeleton (its blanks fail validation until filled); the
+        open leaf's unsaved edits are asked about first."""
         if answer is None:
             return
-        kind, folder = answer
+        if not self.unsaved():
+            await self._create(*answer)
+            return
+
+        async def answered(choice: str | None) -> None:
+            if choice == "discard" or (choice == "save" and self.save_all()):
+                await self._create(*answer)
+
+        self.app.push_screen(self.unsaved_question("creating a new leaf"), answered)
+
+    async def _create(self, kind: str, folder: str) -> None:
+        from labdesk.taxonomy import new_leaf
+
         try:
             file = new_leaf(kind, folder, self.root)
         except LabdeskError as exc:
@@ -292,7 +424,7 @@ class TaxonomyScreen(Screen[None]):
             return
         rel = file.relative_to(self.root).as_posix()
         self.populate(select=rel)
-        await self.open_leaf(rel)
+        await self._open(rel, focus=True)  # typing goes straight into the first field
         self.action_check_all()
 
     async def action_external_editor(self) -> None:
@@ -301,8 +433,11 @@ class TaxonomyScreen(Screen[None]):
         if rel is None:
             self.notify("pick a leaf first", severity="warning")
             return
-        if self.editor is not None and self.editor.rel == rel and self.editor.dirty:
-            self.editor.action_save()
+        editor = self.editor
+        unsaved = editor is not None and editor.rel == rel and bool(self.unsaved())
+        if unsaved and editor is not None and (editor.changed_on_disk() or not editor.save()):
+            self.notify("save or discard the form's edits first (ctrl+s)", severity="warning")
+            return
         command = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
         try:
             with self.app.suspend():
@@ -310,7 +445,7 @@ class TaxonomyScreen(Screen[None]):
         except Exception as exc:  # no terminal to hand over (headless), editor missing, ...
             notify_error(self.app, exc)
             return
-        await self.open_leaf(rel)
+        await self.open_leaf(rel, ask=False)
         self.action_check_all()
 
     def action_documents(self) -> None:

@@ -14,11 +14,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, DataTable, Footer, Header, Label, RichLog, Static
+from textual.widgets import Button, DataTable, Footer, Label, RichLog, Static
 
 from labdesk.errors import Cancelled
 from labdesk.runs import PHASES, RunPaths
-from labdesk.tui.widgets import LossChart, RecipeSelect, read_losses
+from labdesk.tui.widgets import LossChart, ModeBar, Question, RecipeSelect, read_losses
 from labdesk.tui.work import CoreEvent, Job, JobScreen, notify_error
 
 if TYPE_CHECKING:
@@ -37,9 +37,15 @@ def _duration(seconds: float) -> str:
 
 
 def memory_plan_text(
-    recipe: Recipe, model_dir_config: dict[str, object], device: str, free: float | None
+    recipe: Recipe,
+    model_dir_config: dict[str, object],
+    device: str,
+    free: float | None,
+    *,
+    detail: bool = False,
 ) -> str:
-    """What each phase needs at peak against what is free (the core's estimate)."""
+    """What each phase needs at peak against what is free (the core's estimate); `detail`
+    adds what the peak is made of."""
     from labdesk.train.memory import estimate
 
     lines = [f"device {device}" + (f" · free {free / GIB:.1f} GiB" if free is not None else "")]
@@ -47,23 +53,28 @@ def memory_plan_text(
         plan = estimate(model_dir_config, recipe.train, phase, device)
         fits = ""
         if free is not None:
-            fits = "[green]fits[/]" if plan.total <= free else "[red]does not fit[/]"
-        lines.append(
-            f"{phase.name}: {plan.total / GIB:.2f} GiB (weights {plan.weights / GIB:.2f}, "
-            f"activations {plan.activations / GIB:.2f}, logits {plan.logits / GIB:.2f}) {fits}"
+            fits = " [green]fits[/]" if plan.total <= free else " [red]does not fit[/]"
+        parts = (
+            f" (weights {plan.weights / GIB:.2f}, activations {plan.activations / GIB:.2f}, "
+            f"logits {plan.logits / GIB:.2f})"
+            if detail
+            else ""
         )
+        lines.append(f"{phase.name}: {plan.total / GIB:.2f} GiB{parts}{fits}")
     return "\n".join(lines)
 
 
 class TrainScreen(JobScreen):
     DEFAULT_CSS = """
-    TrainScreen #setup { width: 46; border-right: vkey $panel; padding: 0 1; }
+    TrainScreen #setup {
+        width: 32%; min-width: 28; max-width: 48; border-right: vkey $panel; padding: 0 1;
+    }
     TrainScreen #plan { height: auto; padding: 0 1; border: round $panel; }
     TrainScreen #main { width: 1fr; }
     TrainScreen #phases { height: auto; }
     TrainScreen #status { height: 1; padding: 0 1; }
-    TrainScreen #charts { height: 1fr; }
-    TrainScreen #events { height: 6; border-top: hkey $panel; }
+    TrainScreen #charts { height: 1fr; min-height: 5; }
+    TrainScreen #events { height: 6; max-height: 25%; border-top: hkey $panel; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+g", "start", "Mix + train"),
@@ -75,12 +86,8 @@ class TrainScreen(JobScreen):
     IDLE_BUTTONS = ("#start", "#resume", "#export")
     JOB_BUTTONS = ("#pause", "#stop")
 
-    @property
-    def paths(self) -> RunPaths:
-        return RunPaths(self.app.run_dir)
-
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ModeBar("train")
         with Horizontal():
             with Vertical(id="setup"):
                 yield Label("Recipe", classes="pane-title")
@@ -88,12 +95,13 @@ class TrainScreen(JobScreen):
                 yield Label("Memory plan", classes="pane-title")
                 yield Static("working it out…", id="plan")
                 with Horizontal(classes="toolbar"):
-                    yield Button("Mix + train", id="start", variant="primary")
-                    yield Button("Resume", id="resume")
+                    yield Button("Mix + train", id="start", variant="primary", compact=True)
+                    yield Button("Resume", id="resume", compact=True)
                 with Horizontal(classes="toolbar"):
-                    yield Button("Pause", id="pause", disabled=True)
-                    yield Button("Stop", id="stop", variant="error", disabled=True)
-                yield Button("Export for chat", id="export")
+                    yield Button("Pause", id="pause", disabled=True, compact=True)
+                    yield Button("Stop", id="stop", variant="error", disabled=True, compact=True)
+                with Horizontal(classes="toolbar"):
+                    yield Button("Export for chat", id="export", compact=True)
             with Vertical(id="main"):
                 yield Static("idle", id="status")
                 yield DataTable(id="phases", cursor_type="row")
@@ -101,24 +109,41 @@ class TrainScreen(JobScreen):
                     for phase in PHASES:
                         yield LossChart(phase)
                 yield RichLog(id="events", markup=True, wrap=True, max_lines=300)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        super().on_mount()
         table = self.query_one("#phases", DataTable)
         for key in ("phase", "state", "step", "loss", "lr", "tok/s", "memory", "ETA"):
             table.add_column(key, key=key)
         for phase in PHASES:
-            done = (self.paths.phase_dir(phase) / "done.json").is_file()
-            table.add_row(phase, "done" if done else "—", "", "", "", "", "", "", key=phase)
-            self.query_one(f"#loss-{phase}", LossChart).set_losses(
-                read_losses(self.paths.phase_dir(phase) / "loss.jsonl")
-            )
+            table.add_row(phase, "—", "", "", "", "", "", "", key=phase)
+        self.show_run()
         self._plan(self.app.recipe_name)
 
-    @on(RecipeSelect.Changed)
+    def show_run(self) -> None:
+        """What the current run holds: finished phases and every loss so far (whoever trained
+        them: this screen, Run all, or `labdesk train`)."""
+        table = self.query_one("#phases", DataTable)
+        for phase in PHASES:
+            folder = self.paths.phase_dir(phase)
+            losses = read_losses(folder / "loss.jsonl")
+            state = "done" if (folder / "done.json").is_file() else "stopped" if losses else "—"
+            table.update_cell(phase, "state", state)
+            table.update_cell(phase, "step", str(len(losses)) if losses else "")
+            table.update_cell(phase, "loss", f"{losses[-1]:.4f}" if losses else "")
+            self.query_one(f"#loss-{phase}", LossChart).set_losses(losses)
+
+    def on_screen_resume(self) -> None:
+        if self.is_mounted and self.job is None:
+            self.show_run()
+
+    def _run_changed(self) -> None:
+        if self.job is None:
+            self.show_run()
+
     def _recipe_changed(self) -> None:
-        if self.is_mounted:
-            self._plan(self.app.recipe_name)
+        self._plan(self.app.recipe_name)
 
     @work(thread=True, exclusive=True, group="train-plan")
     def _plan(self, recipe_name: str) -> None:
@@ -139,29 +164,72 @@ class TrainScreen(JobScreen):
             from labdesk.train.memory import available_bytes
 
             free = None if self.app.snapshot else available_bytes(device)
-            text = memory_plan_text(recipe, config.get("text_config", config), device, free)
+            config = config.get("text_config", config)
+            text = memory_plan_text(recipe, config, device, free)
+            detail = memory_plan_text(recipe, config, device, free, detail=True)
         except Exception as exc:
             notify_error(self.app, exc)
-            text = "[red]no plan: see the notification[/]"
-        self.app.call_from_thread(self.query_one("#plan", Static).update, text)
+            text = detail = "[red]no plan: see the notification[/]"
+        self.app.call_from_thread(self._show_plan, text, detail)
+
+    def _show_plan(self, text: str, detail: str) -> None:
+        plan = self.query_one("#plan", Static)
+        plan.update(text)
+        plan.tooltip = detail
 
     # running -------------------------------------------------------------------------------
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
-        self._begin(resume=False)
+        """Mix and train; first ask when leaves of the taxonomy have no accepted samples."""
+        if self.job is None:
+            self.query_one("#status", Static).update("checking the run's data…")
+            self._check_data(self.paths)
+
+    @work(thread=True, exclusive=True, group="train-check")
+    def _check_data(self, run: RunPaths) -> None:
+        from labdesk.runs import leaves_without_data
+        from labdesk.taxonomy import load_taxonomy
+
+        try:
+            leaves = [leaf.path for leaf in load_taxonomy(self.app.taxonomy_root).leaves]
+        except Exception as exc:
+            notify_error(self.app, exc)
+            return
+        missing = leaves_without_data(run, leaves)
+        self.app.call_from_thread(self._ask_or_train, leaves, missing)
+
+    def _ask_or_train(self, leaves: list[str], missing: list[str]) -> None:
+        self.query_one("#status", Static).update("idle")
+        if not missing:
+            self._begin(resume=False, leaves=leaves)
+            return
+        names = "\n".join(f"  • {escape(leaf)}" for leaf in missing[:12])
+        more = f"\n  … and {len(missing) - 12} more" if len(missing) > 12 else ""
+        question = Question(
+            f"[b]{len(missing)} of {len(leaves)} leaves have no accepted samples[/b] in run "
+            f"{escape(self.paths.name)}:\n{names}{more}\n\nThe model would learn nothing "
+            "of them. Generate them first (F3), or mix and train without them?",
+            [("without", "Mix and train without them"), ("cancel", "Cancel")],
+        )
+
+        def answered(answer: str | None) -> None:
+            if answer == "without":
+                self._begin(resume=False, leaves=[])
+
+        self.app.push_screen(question, answered)
 
     @on(Button.Pressed, "#resume")
     def action_resume(self) -> None:
-        self._begin(resume=True)
+        self._begin(resume=True, leaves=None)
 
-    def _begin(self, *, resume: bool) -> None:
+    def _begin(self, *, resume: bool, leaves: list[str] | None) -> None:
         if (job := self.begin_job("train")) is None:
             return
         if not resume:
             for phase in PHASES:
                 self.query_one(f"#loss-{phase}", LossChart).set_losses([])
         self.query_one("#status", Static).update("resuming…" if resume else "mixing…")
-        self._train(job, self.app.recipe_name, resume)
+        self._train(job, self.app.recipe_name, resume, leaves)
 
     @on(Button.Pressed, "#pause")
     def action_pause(self) -> None:
@@ -182,15 +250,14 @@ class TrainScreen(JobScreen):
     @work(thread=True, exclusive=True, group="train")
     def _export(self, job: Job, recipe_name: str) -> None:
         from labdesk.export.run_export import export_run
-        from labdesk.recipes import load_recipe
         from labdesk.train.phases import resolve_student
 
         name = None
         try:
-            recipe = load_recipe(recipe_name)
+            recipe = job.recipe(recipe_name)
             student = resolve_student(recipe.student, self.app.workspace)
             model = export_run(
-                self.paths,
+                job.run,
                 recipe,
                 self.app.workspace,
                 student_dir=student,
@@ -210,8 +277,9 @@ class TrainScreen(JobScreen):
             self.query_one("#status", Static).update("export failed")
 
     @work(thread=True, exclusive=True, group="train")
-    def _train(self, job: Job, recipe_name: str, resume: bool) -> None:
-        from labdesk.recipes import load_recipe
+    def _train(self, job: Job, recipe_name: str, resume: bool, leaves: list[str] | None) -> None:
+        """`leaves`: those that must have accepted samples (mixing refuses otherwise)."""
+        from labdesk.runs import require_data
         from labdesk.train.mix import mix_run
         from labdesk.train.phases import resolve_student, train_run
         from labdesk.train.replay import student_replay
@@ -219,12 +287,16 @@ class TrainScreen(JobScreen):
         report = job.reporter(self)
         finished = False
         try:
-            recipe = load_recipe(recipe_name)
-            if not resume or not self.paths.phase_data(PHASES[0]).is_file():
+            recipe = job.recipe(recipe_name)
+            run = job.run
+            if not resume or not run.phase_data(PHASES[0]).is_file():
+                require_data(run, leaves)  # before the student answers its replay prompts
                 own = student_replay(recipe, self.app.workspace, report, job.cancel)
-                mix_run(self.paths, recipe.mix, recipe.system_prompt, report, self_replay=own)
+                mix_run(
+                    run, recipe.mix, recipe.system_prompt, report, self_replay=own, leaves=leaves
+                )
             student = resolve_student(recipe.student, self.app.workspace)
-            train_run(self.paths, recipe, student, report, resume=resume, stop=job.cancel.is_set)
+            train_run(run, recipe, student, report, resume=resume, stop=job.cancel.is_set)
             finished = True
         except Cancelled as exc:
             self.app.call_from_thread(

@@ -8,6 +8,7 @@ without the core knowing about it. Cancel sets the `threading.Event` passed as `
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,12 +17,14 @@ from textual.screen import Screen
 from textual.widgets import Button, Static
 
 from labdesk.errors import LabdeskError
+from labdesk.runs import RunPaths
 
 if TYPE_CHECKING:
     from textual.app import App
     from textual.message_pump import MessagePump
 
     from labdesk.events import Event, Reporter
+    from labdesk.recipes import Recipe
     from labdesk.tui.app import LabdeskApp
 
 
@@ -35,15 +38,29 @@ class CoreEvent(Message):
 
 
 class Job:
-    """The controls of one long core call: cancel, pause and resume."""
+    """The controls of one long core call: cancel, pause and resume; and the run it works on
+    (workers read it from here: the app's current run may change once the job ends)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, run: RunPaths, *, writes_run: bool = True) -> None:
         self.name = name
+        self.run = run
+        self.writes_run = writes_run
         self.finished = False
         """Set by the screen when the worker ended (kept jobs are only stopped on quit)."""
         self.cancel = threading.Event()
         self._running = threading.Event()
         self._running.set()
+
+    def recipe(self, name: str) -> Recipe:
+        """Load the recipe `name` and, when the job writes into its run, record it there as
+        the CLI does (so `labdesk evaluate RUN` later needs no --recipe)."""
+        from labdesk.fileio import write_json
+        from labdesk.recipes import load_recipe
+
+        recipe = load_recipe(name)
+        if self.writes_run:
+            write_json(self.run.recipe, recipe.model_dump(mode="json"))
+        return recipe
 
     @property
     def paused(self) -> bool:
@@ -74,7 +91,8 @@ class JobScreen(Screen[None]):
 
     Subclasses name their buttons: `IDLE_BUTTONS` are disabled while a job runs (Start…),
     `JOB_BUTTONS` enabled only then (Pause, Stop…). A `#pause` button and a `#status` line are
-    what `toggle_pause` updates.
+    what `toggle_pause` updates. A job that writes into the run holds the run's lock while it
+    runs, so a `labdesk` command on the same run (or another screen's job) is refused.
     """
 
     IDLE_BUTTONS: ClassVar[tuple[str, ...]] = ("#start",)
@@ -85,20 +103,46 @@ class JobScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.job: Job | None = None
+        self._lock = contextlib.ExitStack()
 
-    def begin_job(self, name: str) -> Job | None:
-        """A new job, or None when one is already running here."""
+    def on_mount(self) -> None:
+        self.watch(self.app, "run_name", self._run_changed, init=False)
+        self.watch(self.app, "recipe_name", self._recipe_changed, init=False)
+
+    def _run_changed(self) -> None:
+        """Show the app's new current run (subclasses override)."""
+
+    def _recipe_changed(self) -> None:
+        """Show what the app's new recipe means here (subclasses override)."""
+
+    @property
+    def paths(self) -> RunPaths:
+        """The app's current run (a running job keeps its own: `Job.run`)."""
+        return RunPaths(self.app.run_dir)
+
+    def begin_job(self, name: str, *, writes_run: bool = True) -> Job | None:
+        """A new job, or None when one is already running here or the run is in use."""
+        from labdesk.runlock import RunBusy, hold_run
+
         if self.job is not None:
             return None
-        self.job = self.app.start_job(name)
+        run = self.paths
+        if writes_run:
+            try:
+                self._lock.enter_context(hold_run(run, f"the labdesk app: {name}"))
+            except RunBusy as exc:
+                notify_error(self.app, exc)
+                return None
+        self.job = self.app.start_job(name, run, writes_run=writes_run)
         self.set_running(True)
         return self.job
 
     def end_job(self) -> None:
-        """The worker ended: the app stops tracking the job and the buttons go back."""
+        """The worker ended: the app stops tracking the job, its lock goes, buttons go back."""
         if self.job is not None:
             self.job.finished = True
         self.job = None
+        self._lock.close()
         self.set_running(False)
 
     def set_running(self, running: bool) -> None:

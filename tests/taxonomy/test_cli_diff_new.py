@@ -116,3 +116,33 @@ def test_cli_new_then_diff(repo: Path, capsys: pytest.CaptureFixture[str]) -> No
     report = json.loads(capsys.readouterr().out)
     assert report["changed"] == ["compositional_skills/extraction/dates/qna.yaml"]
     assert report["errors"] > 0
+
+
+def test_a_fresh_workspace_can_diff_at_once(
+    workspace_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The workspace's taxonomy is a git repository from the first run, based on the sample
+    it was seeded from: `labdesk taxonomy diff` works without any setup (issue 16)."""
+    assert main(["taxonomy", "diff"]) == 0
+    assert "no leaves changed against origin/main" in capsys.readouterr().out
+    assert main(["taxonomy", "new", "freeform_skill", "writing/odes"]) == 0
+    haiku = workspace_home / "taxonomy" / HAIKU
+    haiku.write_text(haiku.read_text() + "# mine\n")
+    capsys.readouterr()
+    assert main(["taxonomy", "diff", "--format", "json"]) == 1  # the new leaf is not filled in
+    changed = json.loads(capsys.readouterr().out)["changed"]
+    assert changed == [HAIKU, "compositional_skills/writing/odes/qna.yaml"]
+
+
+def test_an_older_workspace_taxonomy_goes_under_git_with_its_edits_showing(
+    workspace_home: Path,
+) -> None:
+    from labdesk.workspace import Workspace
+
+    taxonomy = workspace_home / "taxonomy"
+    shutil.copytree(data_dir("taxonomy"), taxonomy)  # seeded before there was git
+    haiku = taxonomy / HAIKU
+    haiku.write_text(haiku.read_text() + "# edited before\n")
+    assert Workspace.open().ensure_taxonomy() == taxonomy
+    assert (taxonomy / ".git").is_dir()
+    assert diff_leaves(taxonomy) == [HAIKU]

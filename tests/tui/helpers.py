@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 from typing import Any
 
 from textual.pilot import Pilot
@@ -22,3 +24,25 @@ async def settle(pilot: Pilot[Any]) -> None:
             with contextlib.suppress(WorkerCancelled, WorkerFailed):
                 await worker.wait()
     await pilot.pause()
+
+
+def tick_only(pilot: Pilot[Any], leaf: str) -> Any:
+    """On the generate screen, tick just `leaf`; returns the screen."""
+    from textual.widgets import SelectionList
+
+    from labdesk.tui.generate_screen import GenerateScreen
+
+    screen = pilot.app.screen
+    assert isinstance(screen, GenerateScreen)
+    leaves = screen.query_one("#leaves", SelectionList)
+    leaves.deselect_all()
+    leaves.select(leaf)
+    return screen
+
+
+async def until(pilot: Pilot[Any], done: Callable[[], bool], timeout: float = 120.0) -> None:
+    """Let the app run until `done()` holds (a worker's result arrives on the UI thread)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the app never got there"
+        await pilot.pause(0.05)

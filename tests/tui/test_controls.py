@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from textual.widgets import DataTable, OptionList, SelectionList, Static
+from textual.widgets import DataTable, OptionList, Select, SelectionList, Static
 
 from labdesk.fileio import read_jsonl
 from labdesk.runs import PHASES, RunPaths
@@ -20,7 +20,7 @@ from labdesk.tui.models_screen import ModelsScreen
 from labdesk.tui.taxonomy_screen import NewLeafDialog, TaxonomyScreen
 from labdesk.tui.train_screen import TrainScreen
 
-from .helpers import settle
+from .helpers import settle, tick_only, until
 from .test_flow import seed_samples
 
 pytestmark = pytest.mark.anyio
@@ -88,11 +88,7 @@ async def test_generation_pauses_stops_and_resumes(home: Path, fast_recipe: Path
     app = LabdeskApp(recipe=str(fast_recipe), mode="generate")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, GenerateScreen)
-        leaves = screen.query_one("#leaves", SelectionList)
-        leaves.deselect_all()
-        leaves.select(LEAF)
+        screen = tick_only(pilot, LEAF)
         screen.action_start()
         job = screen.job
         assert job is not None
@@ -120,7 +116,8 @@ async def test_training_stops_with_a_checkpoint_and_resumes(home: Path, fast_rec
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, TrainScreen)
-        screen.action_start()
+        screen.action_start()  # checks every leaf has samples first (a worker), then starts
+        await until(pilot, lambda: screen.job is not None)
         assert screen.job is not None
         screen.job.pause()  # held at the first event (mixing)
         screen.action_stop()  # the loop checkpoints after the step it is in, then stops
@@ -148,6 +145,7 @@ async def test_quitting_mid_training_leaves_a_resumable_run(home: Path, fast_rec
         screen = app.screen
         assert isinstance(screen, TrainScreen)
         screen.action_start()
+        await until(pilot, lambda: screen.job is not None)
         assert screen.job is not None
         screen.job.pause()
         await pilot.press("ctrl+q")  # stops the job at its next step, waits for it, quits
@@ -221,3 +219,57 @@ async def test_models_screen_says_what_is_missing(workspace_home: Path, tmp_path
         assert set(rows) == {"teacher", "student"}
         assert str(rows["teacher"][3]).startswith("✗ missing")
         assert "built on this machine" in str(rows["student"][3])
+
+
+async def test_a_recipe_file_stays_the_recipe_and_names_the_run(
+    workspace_home: Path, fast_recipe: Path
+) -> None:
+    app = LabdeskApp(recipe=str(fast_recipe), mode="generate")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        select = app.screen.query_one("#recipe", Select)
+        assert select.value == app.recipe_name == str(fast_recipe)
+        assert app.run_name == "fast"
+        select.value = "tiny"  # picking a packaged recipe: the run named after it follows
+        await settle(pilot)
+        assert (app.recipe_name, app.run_name) == ("tiny", "tiny")
+
+
+async def test_f8_picks_or_creates_the_run_every_screen_works_on(workspace_home: Path) -> None:
+    from labdesk.fileio import write_json
+    from labdesk.taxonomy import load_taxonomy
+    from labdesk.tui.widgets import ModeBar, RunPicker
+
+    app = LabdeskApp(mode="generate")
+    assert (app.recipe_name, app.run_name) == ("demo", "demo")
+    other = RunPaths(app.workspace.run_dir("other"))  # as `labdesk generate other` leaves it
+    write_json(other.recipe, {"name": "tiny"})
+    haiku = load_taxonomy(app.taxonomy_root).leaf(LEAF)
+    write_json(
+        other.leaf_manifest(haiku.slug),
+        {"complete": True, "inputs": {"content_hash": haiku.content_hash}},
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        leaves = app.screen.query_one("#leaves", SelectionList)
+        assert LEAF in leaves.selected  # never generated in run `demo`
+        await pilot.press("f8")
+        await settle(pilot)
+        picker = app.screen
+        assert isinstance(picker, RunPicker)
+        runs = picker.query_one("#runs", OptionList)
+        assert [runs.get_option_at_index(i).id for i in range(runs.option_count)] == ["other"]
+        runs.highlighted = 0
+        runs.action_select()
+        await settle(pilot)
+        assert (app.run_name, app.recipe_name) == ("other", "tiny")  # the recipe it recorded
+        assert "F8 run [b]other[/b]" in app.screen.query_one(ModeBar).render()
+        assert LEAF not in leaves.selected and leaves.selected  # generated there already
+
+        await pilot.press("f8")
+        await settle(pilot)
+        await pilot.click("#new-name")
+        await pilot.press(*"fresh", "enter")
+        await settle(pilot)
+        assert app.run_name == "fresh" and app.workspace.run_dir("fresh").is_dir()
+        assert LEAF in leaves.selected

@@ -104,3 +104,30 @@ async def test_browse_and_drop_samples_by_hand(tmp_path: Path) -> None:
     assert [r["metadata"]["id"] for r in kept[:2]] == ["s0", "s3"]
     dropped = read_jsonl(tmp_path / "leaf.dropped.jsonl")
     assert [d["record"]["metadata"]["id"] for d in dropped] == ["s1", "s2"]
+
+
+async def test_no_drop_while_another_process_works_on_the_run(tmp_path: Path) -> None:
+    """The generate screen guards a rewrite with the run's lock: a `labdesk generate` still
+    appending to the file would lose the lines written after the rewrite read it."""
+    from labdesk.runlock import hold_run
+    from labdesk.runs import RunPaths
+
+    run = RunPaths(tmp_path / "run")
+    path = run.accepted("leaf")
+    path.parent.mkdir(parents=True)
+    write_samples(path, 10)
+    app = ViewerApp(path)
+    async with app.run_test(size=(100, 20)) as pilot:
+        view = app.query_one(JsonlView)
+        view.write_guard = lambda: hold_run(run, "the labdesk app: dropping samples")
+        await app.workers.wait_for_complete()
+        await pilot.press("x")
+        with hold_run(run, "labdesk generate"):
+            await pilot.press("w")
+            await pilot.pause()
+        assert len(read_jsonl(path)) == 10 and view.dropped == {0}
+        (note,) = [n for n in app._notifications if n.severity == "error"]
+        assert "in use by this process (labdesk generate)" in note.message
+        await pilot.press("w")
+        await pilot.pause()
+    assert len(read_jsonl(path)) == 9

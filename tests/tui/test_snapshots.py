@@ -19,17 +19,47 @@ from labdesk.tui.app import LabdeskApp
 from .helpers import settle
 
 SIZE = (130, 40)
+SIZES = {"80x24": (80, 24), "140x45": (140, 45)}
+"""The smallest usual terminal, and a large one: the main screens are checked at both."""
 Snap = Callable[..., bool]
+HAIKU = "compositional_skills/writing/freeform/haiku/qna.yaml"
 
 
-def test_taxonomy_screen_with_a_leaf_open(workspace_home: Path, snap_compare: Snap) -> None:
-    async def open_leaf(pilot: Pilot[Any]) -> None:
+async def _open_haiku(pilot: Pilot[Any]) -> None:
+    await settle(pilot)
+    await pilot.app.screen.open_leaf(HAIKU)  # type: ignore[attr-defined]
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_taxonomy_screen_at(size: str, workspace_home: Path, snap_compare: Snap) -> None:
+    app = LabdeskApp(snapshot=True, recipe="tiny")
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=_open_haiku)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_generate_screen_at(size: str, workspace_home: Path, snap_compare: Snap) -> None:
+    app = LabdeskApp(snapshot=True, recipe="tiny", mode="generate")
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_train_screen_at(size: str, home: Path, snap_compare: Snap) -> None:
+    app = LabdeskApp(snapshot=True, recipe="tiny", mode="train")
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=settle)
+
+
+def test_unsaved_edits_question(workspace_home: Path, snap_compare: Snap) -> None:
+    async def edit_then_quit(pilot: Pilot[Any]) -> None:
+        await _open_haiku(pilot)
+        pilot.app.screen.query_one("#f-created_by").focus()
+        await pilot.press(*" too")
         await settle(pilot)
-        screen = pilot.app.screen
-        await screen.open_leaf("compositional_skills/writing/freeform/haiku/qna.yaml")  # type: ignore[attr-defined]
+        await pilot.press("ctrl+q")
         await settle(pilot)
 
-    assert snap_compare(LabdeskApp(snapshot=True), terminal_size=SIZE, run_before=open_leaf)
+    app = LabdeskApp(snapshot=True, recipe="tiny")
+    assert snap_compare(app, terminal_size=SIZES["80x24"], run_before=edit_then_quit)
 
 
 def test_documents_screen(workspace_home: Path, snap_compare: Snap) -> None:
@@ -51,18 +81,6 @@ def test_new_leaf_dialog(workspace_home: Path, snap_compare: Snap) -> None:
 
 def test_guide_screen(workspace_home: Path, snap_compare: Snap) -> None:
     assert snap_compare(LabdeskApp(snapshot=True, mode="guide"), terminal_size=SIZE)
-
-
-def test_generate_screen(workspace_home: Path, snap_compare: Snap) -> None:
-    assert snap_compare(
-        LabdeskApp(snapshot=True, mode="generate"), terminal_size=SIZE, run_before=settle
-    )
-
-
-def test_train_screen_shows_the_memory_plan(home: Path, snap_compare: Snap) -> None:
-    assert snap_compare(
-        LabdeskApp(snapshot=True, mode="train"), terminal_size=SIZE, run_before=settle
-    )
 
 
 def test_chat_screen(home: Path, snap_compare: Snap) -> None:

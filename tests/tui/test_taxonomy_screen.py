@@ -124,13 +124,10 @@ async def test_seeds_can_be_added_moved_and_removed(workspace_home: Path) -> Non
         # the new seed is empty: its fields carry the errors
         last = count - 1
         assert editor.query_one(f"#box-seed_examples-{last}-question", FieldBox).has_class("-error")
-
-        # an unsaved edit survives browsing to another leaf and back
-        editor.query_one(f"#{field_id(('created_by',))}", Input).value = "someone-else"
-        await screen.open_leaf("compositional_skills/writing/freeform/email_tone/qna.yaml")
-        assert any("haiku" in label and "●" in label for label in tree_labels(screen))
-        await screen.open_leaf("compositional_skills/writing/freeform/haiku/qna.yaml")
-        assert screen.query_one(LeafEditor).form.created_by == "someone-else"
+        # the edits are unsaved: the tree marks the leaf first thing (test_no_loss.py has the
+        # questions asked before anything unsaved could be dropped)
+        await settle(pilot)
+        assert any(label.startswith("●") and "haiku" in label for label in tree_labels(screen))
 
 
 async def test_external_editor_failure_is_a_notification_not_a_crash(workspace_home: Path) -> None:
