@@ -31,10 +31,12 @@ class GGUFInfo:
     chat_template: str | None
     bos_token: str | None
     eos_token: str | None
+    head_dim: int = 0
+    """K/V width of one head; 0: n_embd / n_head (wider in e.g. Mistral Nemo)."""
 
     def kv_bytes_per_token(self, bytes_per_value: int = 2) -> int:
         """K and V for every layer (f16 cache by default)."""
-        head_dim = self.n_embd // max(self.n_head, 1)
+        head_dim = self.head_dim or self.n_embd // max(self.n_head, 1)
         return 2 * self.n_layer * self.n_head_kv * head_dim * bytes_per_value
 
 
@@ -122,6 +124,7 @@ def read_gguf(path: Path) -> GGUFInfo:
         chat_template=template if isinstance(template, str) else None,
         bos_token=special("bos"),
         eos_token=special("eos"),
+        head_dim=_as_int(fields.get(f"{arch}.attention.key_length"), 0),
     )
 
 
