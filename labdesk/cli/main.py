@@ -29,6 +29,7 @@ COMMAND_ORDER = [
     "train",
     "export",
     "chat",
+    "serve",
     "evaluate",
     "doctor",
     "recipes",
