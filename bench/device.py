@@ -9,7 +9,7 @@ beside what labdesk's own memory plan expected.
   not torch's: its peak is sampled from nvidia-smi while it runs (used now minus used before).
 
 It runs offline from the repository. Everything comes from one GGUF: the engine reads it, and
-the student is made from it (transformers dequantizes GGUF weights), e.g. SmolLM2-135M-Instruct:
+the student is made from it (`labdesk.models.gguf_student`), e.g. SmolLM2-135M-Instruct:
 
     .venv/bin/python bench/device.py --gguf /models/SmolLM2-135M-Instruct.Q4_1.gguf
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import shutil
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from labdesk.errors import Cancelled  # noqa: E402
 from labdesk.events import Event  # noqa: E402
 from labdesk.memory import GIB, plan_training, read_student_config  # noqa: E402
 from labdesk.models.engine import Engine, plan_for  # noqa: E402
+from labdesk.models.gguf_student import convert  # noqa: E402
 from labdesk.models.types import GenRequest  # noqa: E402
 from labdesk.recipes import EngineSettings, PhaseSettings, TrainSettings  # noqa: E402
 from labdesk.tinymodels import corpus_text  # noqa: E402
@@ -61,32 +61,7 @@ def cuda_problem() -> str | None:
     return None
 
 
-# -- the student -------------------------------------------------------------------------------
-
-
-def student_from_gguf(gguf: Path, out: Path) -> Path:
-    """A bf16 Hugging Face folder with the GGUF's (dequantized) weights and tokenizer.
-
-    transformers marks a model read from GGUF as quantized and will not save it, so the weights
-    go into a fresh model built from the same config.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from labdesk.hfquiet import quiet_transformers
-
-    quiet_transformers()
-    folder, name = str(gguf.parent), gguf.name
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = copy.deepcopy(loaded.config)
-    with contextlib.suppress(AttributeError):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    model.load_state_dict(loaded.state_dict(), strict=False)
-    model.tie_weights()
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(out)
-    return out
+# -- training -------------------------------------------------------------------------------
 
 
 def chat_samples(n: int) -> list[dict[str, Any]]:
@@ -294,7 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     with tempfile.TemporaryDirectory() as tmp:
-        student = args.student or student_from_gguf(args.gguf, Path(tmp) / "student")
+        student = args.student
+        if student is None:  # made from the GGUF, as labdesk does for a GGUF student
+            student = Path(tmp) / "student"
+            convert(args.gguf, student)
         train = [train_row(student, q, args.steps, args.batch_tokens) for q in (True, False)]
     print(
         table(

@@ -156,11 +156,11 @@ def run_flow(
     state.mark("check", leaves_key, "done", time.perf_counter() - began)
 
     gen_key = _key(leaves_key, recipe.generate, recipe.teacher, recipe.judge, recipe.engine)
-    mix_key = _key(gen_key, recipe.mix, recipe.system_prompt)
+    mix_key = _key(gen_key, recipe.mix, recipe.system_prompt, recipe.student)
     train_key = _key(mix_key, recipe.train, recipe.student)
     export_key = _key(train_key, recipe.export)
     eval_key = _key(export_key, recipe.evaluate, recipe.judge or recipe.teacher)
-    keys = {"generate": gen_key, "train": train_key, "evaluate": eval_key}
+    keys = {"generate": gen_key, "mix": mix_key, "train": train_key, "evaluate": eval_key}
     check_memory(recipe, ws, run, [s for s, k in keys.items() if state.status(s, k) != "done"])
 
     def generate(resume: bool) -> None:
@@ -178,8 +178,10 @@ def run_flow(
 
     def mix(resume: bool) -> None:
         from labdesk.train.mix import mix_run
+        from labdesk.train.replay import student_replay
 
-        mix_run(run, recipe.mix, recipe.system_prompt, reporter)
+        own = student_replay(recipe, ws, reporter, cancel)
+        mix_run(run, recipe.mix, recipe.system_prompt, reporter, self_replay=own)
 
     def train(resume: bool) -> None:
         from labdesk.train.phases import resolve_student, train_run

@@ -5,6 +5,7 @@ freezes the machine), so each stage is planned from its models' shapes before it
 
 - generate: the teacher and the judge in llama.cpp, held together: weights, the KV cache of
   every sequence, compute buffers;
+- mix, with self-replay: the base student in llama.cpp, answering the general prompts;
 - train: the student at the peak of one micro-batch, phase after phase: frozen weights at their
   precision, LoRA with its gradients and AdamW moments, activations kept for backward, logits;
 - evaluate: one model at a time: base then tuned answering (the engine), each scoring multiple
@@ -40,8 +41,8 @@ if TYPE_CHECKING:  # labdesk.models imports this module: its types are imported 
     from labdesk.workspace import Workspace
 
 GIB = 2**30
-STAGES = ("generate", "train", "evaluate")
-"""The stages that load models (the others read and write files)."""
+STAGES = ("generate", "mix", "train", "evaluate")
+"""The stages that may load models (mix: when the base student answers self-replay prompts)."""
 # llama.cpp's scratch and runtime beyond weights, KV cache, logits and activations.
 _LLAMA_OVERHEAD = 64 * 2**20
 # Bits per weight of a GGUF written at each type (Q4_K_M keeps some tensors in Q6_K).
@@ -251,6 +252,7 @@ def estimated_gguf(config: dict[str, Any], gguf_type: str, path: Path) -> GGUFIn
         n_head_kv=shape.kv_heads,
         n_ctx_train=int(config.get("max_position_embeddings", 0)),
         n_vocab=shape.vocab,
+        name=None,
         weight_bytes=int(params * _GGUF_BITS[gguf_type] / 8),
         chat_template=None,
         bos_token=None,
@@ -430,6 +432,8 @@ class ModelFacts:
     """None: the teacher judges (or, with `missing`, the judge is not here)."""
     student: dict[str, Any] | None
     """The student's config.json."""
+    student_gguf: GGUFInfo | None = None
+    """The base student as llama.cpp runs it, when it is a GGUF already (else estimated)."""
     base: GGUFInfo | None = None
     """The exported GGUFs, once the run has them (estimated from the student until then)."""
     tuned: GGUFInfo | None = None
@@ -499,14 +503,23 @@ def model_facts(
             missing.append(f"{role} {ref.label()}")
             return None
 
-    teacher = judge = student = base = tuned = None
+    teacher = judge = student = student_gguf = base = tuned = None
     if {"generate", "evaluate"} & set(stages):
         if path := locate("teacher", recipe.teacher, "gguf"):
             teacher = read_gguf(path)
         if recipe.judge is not None and (path := locate("judge", recipe.judge, "gguf")):
             judge = read_gguf(path)
-    if {"train", "evaluate"} & set(stages) and (path := locate("student", recipe.student, "hf")):
-        student = read_student_config(path)
+    ref = recipe.student
+    if {"mix", "train", "evaluate"} & set(stages):
+        named_file = ref.package or ref.file or (ref.path and Path(ref.path).expanduser().is_file())
+        if named_file:  # a GGUF student: its shape from the file, before any conversion
+            if path := locate("student", ref, "gguf"):
+                student_gguf = read_gguf(path)
+                student = student_gguf.as_config()
+        elif path := locate("student", ref, "hf"):
+            student = read_student_config(path)
+            if ref.builtin:
+                student_gguf = read_gguf(resolve_model(ref, ws, want="gguf"))
     if "evaluate" in stages and run_name is not None:
         from labdesk.export.registry import find_tuned
 
@@ -515,7 +528,7 @@ def model_facts(
             base, tuned = read_gguf(Path(model.base_gguf)), read_gguf(Path(model.gguf))
         except ModelError:
             pass  # not exported yet: estimated from the student
-    return ModelFacts(teacher, judge, student, base, tuned, tuple(missing))
+    return ModelFacts(teacher, judge, student, student_gguf, base, tuned, tuple(missing))
 
 
 Planner = Callable[["GGUFInfo", "EngineSettings", int], MemoryPlan]
@@ -553,6 +566,20 @@ def plan_stages(
             held = [facts.teacher] + ([judge] if judge.path != facts.teacher.path else [])
             steps = [[(m, _engine_plan) for m in held]]
             plans.append(_llama_stage("generate", recipe.engine, steps, hw))
+    if "mix" in stages and recipe.mix.self_replay:
+        if facts.student is None:
+            plans.append(StagePlan("mix", missing=facts.lacking("student")))
+        else:
+            base = facts.student_gguf or estimated_gguf(facts.student, "f16", Path("student.gguf"))
+            from labdesk.recipes import EngineSettings
+
+            # as labdesk.train.replay loads it: the recipe's context and slots, every layer
+            # offloaded where llama.cpp can (no fitting: replay makes its own settings)
+            engine = recipe.engine
+            replay = EngineSettings(
+                n_ctx=engine.n_ctx, parallel=engine.parallel, n_gpu_layers=999 * hw.llama_offload
+            )
+            plans.append(_llama_stage("mix", replay, [[(base, _engine_plan)]], hw))
     if "train" in stages:
         if facts.student is None:
             plans.append(StagePlan("train", missing=facts.lacking("student")))

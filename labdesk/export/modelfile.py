@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from labdesk.chat.template import ChatFormat
 from labdesk.errors import ModelError
+from labdesk.models.chat_template import ChatFormat
 
 
 def _block(text: str, what: str) -> str:

@@ -83,12 +83,12 @@ def export_run(
     reporter: Reporter = null_reporter,
 ) -> TunedModel:
     """Export `run`'s final adapter as a chat model; returns its registry record."""
-    from labdesk.chat.template import derive_chat_format
     from labdesk.export.gguf import convert_model
     from labdesk.export.gguf_adapter import convert_adapter
     from labdesk.export.merge import merge_adapter
     from labdesk.export.modelfile import render_modelfile
     from labdesk.export.quantize import quantize
+    from labdesk.models.chat_template import ChatTemplate
     from labdesk.models.ggufinfo import read_gguf
 
     adapter = run.final_adapter
@@ -165,9 +165,9 @@ def export_run(
 
     info = read_gguf(chat_gguf)
     modelfile: Path | None = None
-    template = recipe.engine.chat_template or info.chat_template
-    if settings.ollama_modelfile and template:
-        chat_format = derive_chat_format(template, eos_token=info.eos_token or "")
+    template = ChatTemplate.for_gguf(info, recipe.engine.chat_template)
+    if settings.ollama_modelfile and template.source:
+        chat_format = template.format
         modelfile = out / "Modelfile"
         gguf_ref = os.path.relpath(chat_gguf, out)
         write_text(

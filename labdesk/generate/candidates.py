@@ -58,7 +58,12 @@ def candidate_id(slug: str, round_: int, index: int, type_: SampleType) -> str:
 def chunk_record(chunk: Chunk | None) -> dict[str, Any] | None:
     if chunk is None:
         return None
-    return {"document": chunk.document, "index": chunk.index, "text": chunk.text}
+    return {
+        "document": chunk.document,
+        "index": chunk.index,
+        "heading": chunk.heading,
+        "text": chunk.text,
+    }
 
 
 def to_record(candidate: Candidate, leaf: Leaf, *, system: str, user: str) -> dict[str, Any]:

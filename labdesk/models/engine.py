@@ -10,24 +10,27 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labdesk.errors import ModelError
 from labdesk.memory import MemoryPlan, check_fits, gpu_device, plan_llama
-from labdesk.models.chat import ChatTemplate
+from labdesk.models.chat_template import ChatTemplate
 from labdesk.models.ggufinfo import GGUFInfo, read_gguf
-from labdesk.models.types import GenRequest, GenResult
+from labdesk.models.types import GenRequest, GenResult, ScoreRequest, ScoreResult
 
 if TYPE_CHECKING:
+    from labdesk.models.kvcache import DecodeStats, KVCache, Tokens
     from labdesk.recipes import EngineSettings
 
 _N_BATCH = 512
+# Prompts tokenized lately: a prompt is counted while it is built, then generated from.
+_TOKENIZED = 256
 _CACHE: dict[tuple[str, str], Engine] = {}
 _CACHE_LOCK = threading.Lock()
+_FLASH_ATTN = {"auto": -1, "on": 1, "off": 0}  # llama_flash_attn_type
 _LOG_TAIL: deque[str] = deque(maxlen=8)
 _log_callback: Any = None  # keeps the ctypes callback alive as long as llama.cpp holds it
 
@@ -78,14 +81,6 @@ def resolve_gpu_layers(setting: int | str) -> int:
     return 999 if llama_cpp.llama_supports_gpu_offload() else 0
 
 
-@dataclass
-class DecodeStats:
-    """Prompt tokens computed vs found already in some sequence's cells, since loading."""
-
-    prompt_computed: int = 0
-    prompt_reused: int = 0
-
-
 class Engine:
     """A loaded GGUF model with a multi-sequence context. Build it with `Engine.load`."""
 
@@ -98,8 +93,9 @@ class Engine:
         self.parallel = settings.parallel
         self.reuse_prefix = settings.reuse_prefix
         self._lock = threading.RLock()
-        self.stats = DecodeStats()
         self._piece_cache: dict[int, bytes] = {}
+        self._tokenized: OrderedDict[str, Tokens] = OrderedDict()
+        self._tokenized_lock = threading.Lock()  # not the context's: no wait on a decode
 
         gpu_layers = resolve_gpu_layers(settings.n_gpu_layers)
         self.device = gpu_device() if gpu_layers > 0 else "cpu"
@@ -112,8 +108,6 @@ class Engine:
         # Sharing between streams copies a whole stream, cheap next to computing a prompt.
         n_seq = sequences(settings)
         n_ctx_total = settings.n_ctx * n_seq
-        # The tokens whose KV each sequence holds, kept after its request ends (see batch.py).
-        self.kv_tokens: list[list[int]] = [[] for _ in range(n_seq)]
         check_fits(plan_for(info, settings, gpu_layers), where=str(path))
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = gpu_layers
@@ -127,6 +121,7 @@ class Engine:
         cparams.n_ubatch = _N_BATCH
         cparams.n_seq_max = n_seq
         cparams.kv_unified = False
+        cparams.flash_attn_type = _FLASH_ATTN[settings.flash_attn]
         threads = settings.n_threads or _physical_cores()
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
@@ -139,16 +134,16 @@ class Engine:
                 hint="lower engine.n_ctx or engine.parallel",
             )
         self._ctx = ctx
+        from labdesk.models.kvcache import KVCache
+
+        # The one owner of what every sequence's KV cells hold (see kvcache.py).
+        self.kv: KVCache = KVCache(ctx, n_seq, settings.n_ctx, reuse=settings.reuse_prefix)
         self._vocab = llama_cpp.llama_model_get_vocab(model)
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         self._bos = int(llama_cpp.llama_vocab_bos(self._vocab))
         self.n_ctx = settings.n_ctx
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
-        self._template = ChatTemplate(
-            settings.chat_template or info.chat_template,
-            bos_token=info.bos_token or "",
-            eos_token=info.eos_token or "",
-        )
+        self.template = ChatTemplate.for_gguf(info, settings.chat_template)
 
     @classmethod
     def load(cls, path: Path | str, settings: EngineSettings) -> Engine:
@@ -163,13 +158,20 @@ class Engine:
                 engine = _CACHE[key] = cls(path, settings, info)
             return engine
 
+    @property
+    def stats(self) -> DecodeStats:
+        return self.kv.stats
+
+    @property
+    def kv_tokens(self) -> list[list[int]]:
+        """The tokens whose KV each sequence holds (kept after its request ends)."""
+        return self.kv.held_lists()
+
     def forget(self) -> None:
         """Drop every cached prompt: the next call computes all of its prompts afresh."""
-        import llama_cpp
-
         with self._lock:
-            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.ctx), True)
-            self.kv_tokens = [[] for _ in self.kv_tokens]
+            _ = self.ctx  # raises when the engine is closed
+            self.kv.clear()
 
     def close(self) -> None:
         """Free llama.cpp's memory now (also dropped from the shared cache)."""
@@ -189,6 +191,27 @@ class Engine:
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of `text`, with BOS where the model wants one and special tokens parsed."""
+        return self.prompt_tokens(text).tolist()
+
+    def prompt_tokens(self, text: str) -> Tokens:
+        """`tokenize(text)` as a read-only array, remembered for the last few texts: a prompt
+        is counted while it is built and then generated from, and tokenized once."""
+        with self._tokenized_lock:
+            tokens = self._tokenized.get(text)
+            if tokens is not None:
+                self._tokenized.move_to_end(text)
+                return tokens
+        import numpy as np
+
+        tokens = np.asarray(self._tokenize(text), dtype=np.int32)
+        tokens.flags.writeable = False
+        with self._tokenized_lock:
+            self._tokenized[text] = tokens
+            if len(self._tokenized) > _TOKENIZED:
+                self._tokenized.popitem(last=False)
+        return tokens
+
+    def _tokenize(self, text: str) -> list[int]:
         import llama_cpp
 
         data = text.encode("utf-8")
@@ -204,7 +227,7 @@ class Engine:
         return tokens
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenize(text))
+        return len(self.prompt_tokens(text))
 
     def token_bytes(self, token: int) -> bytes:
         """The bytes a generated token stands for (control tokens render as nothing)."""
@@ -227,7 +250,7 @@ class Engine:
         self, messages: list[dict[str, str]], add_generation_prompt: bool = True
     ) -> str:
         """`messages` rendered with the model's chat template (or the recipe's override)."""
-        return self._template.render(messages, add_generation_prompt=add_generation_prompt)
+        return self.template.render(messages, add_generation_prompt=add_generation_prompt)
 
     # -- generation ------------------------------------------------------------------------
 
@@ -252,6 +275,19 @@ class Engine:
                 if on_result is not None:
                     on_result(index, result)
         return [r for r in results if r is not None]
+
+    def score(
+        self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
+    ) -> list[ScoreResult]:
+        """The log-probability of each continuation token after its prompt, per request.
+
+        Requests run `parallel` at once and reuse prompt prefixes any sequence holds, as
+        generation does (see scoring.py); a set `cancel` raises Cancelled.
+        """
+        from labdesk.models.scoring import ScoreDecoder
+
+        with self._lock:
+            return ScoreDecoder(self, requests).run(cancel)
 
     def stream(
         self,

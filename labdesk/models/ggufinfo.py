@@ -21,6 +21,8 @@ class GGUFInfo:
 
     path: Path
     architecture: str
+    name: str | None
+    """`general.name` (or `general.basename`): how the file names its model family."""
     n_layer: int
     n_embd: int
     n_head: int
@@ -33,6 +35,25 @@ class GGUFInfo:
     eos_token: str | None
     head_dim: int = 0
     """K/V width of one head; 0: n_embd / n_head (wider in e.g. Mistral Nemo)."""
+    n_ff: int = 0
+    """Feed-forward width (0: not recorded)."""
+    tied: bool = True
+    """The output layer reuses the token embeddings (no `output.weight` tensor)."""
+
+    def as_config(self) -> dict[str, Any]:
+        """The model's shape as a Hugging Face config.json would give it (for memory plans)."""
+        return {
+            "model_type": self.architecture,
+            "hidden_size": self.n_embd,
+            "num_hidden_layers": self.n_layer,
+            "num_attention_heads": self.n_head,
+            "num_key_value_heads": self.n_head_kv,
+            "head_dim": self.head_dim or self.n_embd // max(self.n_head, 1),
+            "intermediate_size": self.n_ff or 4 * self.n_embd,
+            "vocab_size": self.n_vocab,
+            "tie_word_embeddings": self.tied,
+            "max_position_embeddings": self.n_ctx_train,
+        }
 
     def kv_bytes_per_token(self, bytes_per_value: int = 2) -> int:
         """K and V for every layer (f16 cache by default)."""
@@ -114,6 +135,14 @@ def read_gguf(path: Path) -> GGUFInfo:
     return GGUFInfo(
         path=path,
         architecture=arch,
+        name=next(
+            (
+                v
+                for k in ("general.name", "general.basename")
+                if isinstance(v := fields.get(k), str)
+            ),
+            None,
+        ),
         n_layer=n_layer,
         n_embd=n_embd,
         n_head=n_head,
@@ -125,6 +154,8 @@ def read_gguf(path: Path) -> GGUFInfo:
         bos_token=special("bos"),
         eos_token=special("eos"),
         head_dim=_as_int(fields.get(f"{arch}.attention.key_length"), 0),
+        n_ff=_as_int(fields.get(f"{arch}.feed_forward_length"), 0),
+        tied=all(tensor.name != "output.weight" for tensor in reader.tensors),
     )
 
 

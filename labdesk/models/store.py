@@ -52,14 +52,29 @@ def ref_dir(ref: ModelRef, ws: Workspace) -> Path:
     return hub_cache(ws) / ref.repo.replace("/", "--") / ref.revision
 
 
-def resolve_model(ref: ModelRef, ws: Workspace, *, want: Want) -> Path:
-    """The local GGUF file (`want="gguf"`) or HF folder (`"hf"`) for `ref`; never downloads."""
-    if ref.path:
-        return _local(Path(ref.path).expanduser(), want, ref.label())
+def resolve_model(
+    ref: ModelRef, ws: Workspace, *, want: Want, reporter: Reporter = null_reporter
+) -> Path:
+    """The local GGUF file (`want="gguf"`) or HF folder (`"hf"`) for `ref`; never downloads.
+
+    A GGUF wanted as Hugging Face weights (a student given as a GGUF) is converted once.
+    """
     if ref.builtin:
         built = _ensure_builtin(ref, ws)
         return built.gguf if want == "gguf" else built.hf_dir
-    return _cached(ref, ws, want)
+    if ref.path:
+        path = _local(Path(ref.path).expanduser(), want, ref.label())
+    elif ref.package:
+        from labdesk.models.package_source import resolve_package_file
+
+        path = resolve_package_file(ref, ws)
+    else:
+        path = _cached(ref, ws, "gguf" if want == "hf" and ref.file else want)
+    if want == "hf" and path.is_file():
+        from labdesk.models.gguf_student import student_folder
+
+        return student_folder(path, ws.models, reporter)
+    return path
 
 
 def _local(path: Path, want: Want, label: str) -> Path:
@@ -69,11 +84,12 @@ def _local(path: Path, want: Want, label: str) -> Path:
             where=label,
             hint="set `path:` to an existing .gguf file",
         )
-    if want == "hf" and not (path / "config.json").is_file():
+    if want == "hf" and not (path / "config.json").is_file() and not path.is_file():
         raise ModelError(
-            "not a Hugging Face model folder (no config.json)",
+            "neither a Hugging Face model folder (no config.json) nor a GGUF file",
             where=label,
-            hint="set `path:` to a folder with config.json, *.safetensors and the tokenizer",
+            hint="set `path:` to a folder with config.json, *.safetensors and the tokenizer, "
+            "or to a .gguf file",
         )
     return path
 
@@ -91,12 +107,6 @@ def _check_kind(ref: ModelRef, want: Want) -> None:
             "this model is needed as a GGUF file but the recipe names a whole repo",
             where=ref.label(),
             hint="add `file: NAME.gguf` (a GGUF inside the repo) to the model in the recipe",
-        )
-    if want == "hf" and ref.file:
-        raise ModelError(
-            "this model is needed as Hugging Face weights but the recipe names one file",
-            where=ref.label(),
-            hint="point at a repo with safetensors weights (no `file:`), or a local folder",
         )
 
 
@@ -142,8 +152,16 @@ def pull_model(
     ref: ModelRef, ws: Workspace, *, want: Want, reporter: Reporter = null_reporter
 ) -> Path:
     """Bring `ref` into the workspace (resuming a partial download) and verify it."""
+    if ref.package:
+        from labdesk.models.package_source import pull_package_file
+
+        pull_package_file(ref, ws)
+        return resolve_model(ref, ws, want=want, reporter=reporter)
     if not ref.repo:
-        return resolve_model(ref, ws, want=want)
+        return resolve_model(ref, ws, want=want, reporter=reporter)
+    if want == "hf" and ref.file:  # a GGUF student: fetch the file, convert it
+        pull_model(ref, ws, want="gguf", reporter=reporter)
+        return resolve_model(ref, ws, want="hf", reporter=reporter)
     _check_kind(ref, want)
     try:
         return _cached(ref, ws, want)

@@ -45,3 +45,32 @@ class GenResult:
     prompt_tokens: int
     finish_reason: FinishReason
     value: Any = None
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """How likely `continuation` is after `prompt` (for likelihood judges and evaluation).
+
+    The text is tokenized whole, as `prompt + continuation`; the continuation's tokens are
+    those after the prompt's own tokens end. Where the prompt's last token merges with the
+    continuation's start (a prompt ending mid-word), the merged token is scored as the
+    continuation's first: it is the token the model would have to write.
+    """
+
+    prompt: str
+    continuation: str
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """The continuation's tokens and each one's natural-log probability given everything
+    before it; `prompt_tokens` counts the tokens before them (BOS included)."""
+
+    tokens: list[int]
+    logprobs: list[float]
+    prompt_tokens: int
+
+    @property
+    def total(self) -> float:
+        """Log-probability of the whole continuation."""
+        return float(sum(self.logprobs))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from labdesk.errors import Cancelled
+from labdesk.errors import Cancelled, ConfigError
 from labdesk.events import Event, Reporter
 from labdesk.fileio import append_jsonl, read_jsonl, write_json, write_jsonl
 from labdesk.recipes import PhaseSettings, TrainSettings
@@ -48,12 +48,16 @@ class Stepper(Protocol):
     def memory_gb(self) -> float: ...
 
 
-def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
-    """Linear warm-up to `peak`, then cosine decay to 10% of it (step counts from 0)."""
+def lr_at(step: int, peak: float, warmup: int) -> float:
+    """Linear warm-up to `peak`, then constant (step counts from 0).
+
+    No decay within a phase: the LAB paper reports that decaying the rate and then starting the
+    next phase at its peak again destabilises the later phases; a constant rate after warm-up
+    gives each phase the same footing.
+    """
     if warmup and step < warmup:
         return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+    return peak
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,17 @@ class StepPlan:
     @classmethod
     def build(cls, items: list[Tokenized], phase: PhaseSettings, train: TrainSettings) -> StepPlan:
         lengths = [len(t.input_ids) for t in items]
-        row_len = max(train.max_seq_len, max(lengths, default=1))
+        # Packed rows hold max_seq_len tokens, or batch_tokens when that is smaller.
+        row_len = min(train.max_seq_len, phase.batch_tokens)
+        longest = max(lengths, default=1)
+        if longest > row_len:
+            raise ConfigError(
+                f"{phase.name}: a sample of {longest} tokens does not fit a micro-batch of "
+                f"batch_tokens={phase.batch_tokens}",
+                where=f"train.phases[{phase.name}].batch_tokens",
+                hint=f"raise batch_tokens to at least {longest}, or lower train.max_seq_len "
+                f"(now {train.max_seq_len}) so longer samples are dropped or truncated",
+            )
         epochs = {
             e: epoch_plan(lengths, row_len, phase.batch_tokens, train.seed, e)
             for e in range(math.ceil(phase.epochs))
@@ -158,7 +172,7 @@ def run_loop(
         batches = [collate(items, plan.epochs[e][i]) for e, i in refs]
         step_loss_tokens = sum(b.loss_tokens for b in batches)
         loss = sum(stepper.micro(b, step_loss_tokens) for b in batches)
-        lr = lr_at(index, total, phase.learning_rate, phase.warmup_steps)
+        lr = lr_at(index, phase.learning_rate, phase.warmup_steps)
         stepper.step(lr)
         losses.append(loss)
         tokens_seen += sum(b.useful_tokens for b in batches)

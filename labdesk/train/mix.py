@@ -1,11 +1,15 @@
 """Build the three phase datasets from a run's accepted samples, with replay.
 
-- knowledge_1 (short): every knowledge sample closed-book (question → answer, augmentations as
-  generated) and, where it has a chunk, once more with that chunk as context.
-- knowledge_2 (long): each Q&A with its chunk hidden among distractor chunks from other
-  documents, plus a replay share of knowledge_1 so the short facts are not washed out.
-- skills: every skill leaf resampled to ``skills_per_leaf``, plus a replay share of knowledge and
-  an optional user-supplied set of general chat data (replay against forgetting the base model).
+- knowledge_1 (short): every knowledge sample closed-book: the question alone, the answer
+  (several questions per fact come from generation), and the chunk summaries as whole texts.
+- knowledge_2 (long): the document itself, chunk by chunk, as text to learn whole; each Q&A
+  (a `long_share` of them) with its chunk hidden among distractor chunks from other documents;
+  and a replay share of knowledge_1 so the short facts are not washed out.
+- skills: every skill leaf resampled to ``skills_per_leaf``, plus a replay share of knowledge
+  and an optional user-supplied set of general chat data.
+
+Every phase also gets a share of the self-distillation replay set (the base student's own
+answers to general prompts, see `labdesk.train.replay`), which protects what it knew.
 
 Every sample gets the recipe's system prompt here. ``metadata.train_on`` tells the tokenizer
 whether loss covers only the assistant turn or the whole text (knowledge augmentations).
@@ -120,6 +124,7 @@ def mix(
     settings: MixSettings,
     system_prompt: str,
     replay_set: list[Sample] | None = None,
+    self_replay: list[Sample] | None = None,
 ) -> tuple[dict[str, list[Sample]], Composition]:
     """Pure mixing: samples in, the three phase datasets and their composition out."""
     rng = random.Random(settings.seed)
@@ -127,33 +132,29 @@ def mix(
     skills = [s for s in samples if _meta(s).get("kind") != "knowledge"]
     rows: list[CompositionRow] = []
 
-    # knowledge_1: short samples
-    phase1: list[Sample] = []
-    closed = [_knowledge_closed(s, system_prompt) for s in knowledge]
-    with_chunk = [
-        _with(s, system_prompt, _chunk_turns(s), "#chunk")
-        for s in knowledge
-        if _is_qa(s) and _chunk(s) is not None
-    ]
-    phase1 = closed + with_chunk
-    rows += [
-        CompositionRow("knowledge_1", "knowledge closed-book", len(closed)),
-        CompositionRow("knowledge_1", "knowledge with its chunk", len(with_chunk)),
-    ]
+    # knowledge_1: short samples, closed-book
+    phase1 = [_knowledge_closed(s, system_prompt) for s in knowledge]
+    rows.append(CompositionRow("knowledge_1", "knowledge closed-book", len(phase1)))
 
-    # knowledge_2: long samples among distractors + replay of phase 1
+    # knowledge_2: the document text, long samples among distractors, replay of phase 1
     chunks: dict[tuple[str, int], dict[str, Any]] = {}
     for s in knowledge:
         chunk = _chunk(s)
         if chunk is not None:
             chunks.setdefault(_chunk_key(chunk), chunk)
+    documents = (
+        [_document_sample(c, system_prompt) for _, c in sorted(chunks.items())]
+        if settings.document_text
+        else []
+    )
+    with_chunk = [s for s in knowledge if _is_qa(s) and _chunk(s) is not None]
+    with_chunk = rng.sample(with_chunk, round(settings.long_share * len(with_chunk)))
     long_samples = [
-        _long_sample(s, chunks, settings.distractors, rng, system_prompt)
-        for s in knowledge
-        if _is_qa(s) and _chunk(s) is not None
+        _long_sample(s, chunks, settings.distractors, rng, system_prompt) for s in with_chunk
     ]
     replay1 = _take(rng, phase1, round(settings.knowledge_replay * len(phase1)), "#replay")
     rows += [
+        CompositionRow("knowledge_2", "document text", len(documents)),
         CompositionRow("knowledge_2", "knowledge among distractors", len(long_samples)),
         CompositionRow("knowledge_2", "replay of knowledge_1", len(replay1)),
     ]
@@ -167,9 +168,8 @@ def mix(
         pool = [_with(s, system_prompt, _turns(s), "") for s in by_leaf[leaf]]
         phase3 += _resample(rng, pool, settings.skills_per_leaf)
     rows.append(CompositionRow("skills", f"skills ({len(by_leaf)} leaves)", len(phase3)))
-    knowledge_pool = phase1 + long_samples
     replay_k = _take(
-        rng, knowledge_pool, round(settings.skills_knowledge_replay * len(phase1)), "#replay"
+        rng, phase1 + long_samples, round(settings.skills_knowledge_replay * len(phase1)), "#replay"
     )
     rows.append(CompositionRow("skills", "replay of knowledge", len(replay_k)))
     general = [
@@ -179,11 +179,31 @@ def mix(
     rows.append(CompositionRow("skills", "general replay set", len(general)))
 
     phases = {
-        "knowledge_1": _shuffled(rng, phase1),
-        "knowledge_2": _shuffled(rng, long_samples + replay1),
-        "skills": _shuffled(rng, phase3 + replay_k + general),
+        "knowledge_1": phase1,
+        "knowledge_2": documents + long_samples + replay1,
+        "skills": phase3 + replay_k + general,
     }
+    # Self-distillation replay in every phase, a share of what the phase holds (drawn anew
+    # per phase, so the phases together see as much of the set as they can).
+    own = [_with(s, system_prompt, _turns(s), "") for s in (self_replay or [])]
+    for phase, data in phases.items():
+        count = round(settings.self_replay_share * len(data)) if data else 0
+        picked = _take(rng, own, count, f"#{phase}")
+        rows.append(CompositionRow(phase, "self-distillation replay", len(picked)))
+        phases[phase] = _shuffled(rng, data + picked)
     return phases, Composition(tuple(r for r in rows if r.samples))
+
+
+def _document_sample(chunk: dict[str, Any], system_prompt: str) -> Sample:
+    """A chunk of the document as a text to learn whole: asked for by its heading."""
+    heading = chunk.get("heading") or Path(str(chunk.get("document"))).stem
+    turns = [
+        {"role": "user", "content": f"What does the document say about {heading}?"},
+        {"role": "assistant", "content": str(chunk["text"])},
+    ]
+    key = f"document/{chunk.get('document')}#{chunk.get('index', 0)}"
+    meta = {"id": key, "kind": "knowledge", "type": "document", "chunk": chunk}
+    return _with({"metadata": meta}, system_prompt, turns, "")
 
 
 def _is_qa(sample: Sample) -> bool:
@@ -264,8 +284,13 @@ def mix_run(
     settings: MixSettings,
     system_prompt: str,
     reporter: Reporter = null_reporter,
+    *,
+    self_replay: list[Sample] | None = None,
 ) -> Composition:
-    """Mix a run's accepted samples into ``run.mixed`` (atomic writes) and return the table."""
+    """Mix a run's accepted samples into ``run.mixed`` (atomic writes) and return the table.
+
+    `self_replay` is the base student's own answers (`labdesk.train.replay.student_replay`).
+    """
     samples = load_accepted(run)
     if not samples:
         raise ConfigError(
@@ -275,10 +300,15 @@ def mix_run(
         )
     replay = read_replay_set(Path(settings.replay_set).expanduser()) if settings.replay_set else []
     reporter(Event("mix", "start", f"mixing {len(samples)} samples", total=len(PHASES)))
-    phases, composition = mix(samples, settings, system_prompt, replay)
+    phases, composition = mix(samples, settings, system_prompt, replay, self_replay)
     for done, phase in enumerate(PHASES, start=1):
         write_jsonl(run.phase_data(phase), phases[phase])
         reporter(Event("mix", "progress", step=phase, done=done, total=len(PHASES)))
     write_json(run.composition, composition.to_json())
+    for phase in PHASES:
+        parts = ", ".join(f"{r.samples} {r.source}" for r in composition.rows if r.phase == phase)
+        reporter(
+            Event("mix", "message", f"{phase}: {len(phases[phase])} samples ({parts or 'none'})")
+        )
     reporter(Event("mix", "done", json.dumps({p: len(phases[p]) for p in PHASES})))
     return composition

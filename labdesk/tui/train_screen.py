@@ -214,13 +214,15 @@ class TrainScreen(JobScreen):
         from labdesk.recipes import load_recipe
         from labdesk.train.mix import mix_run
         from labdesk.train.phases import resolve_student, train_run
+        from labdesk.train.replay import student_replay
 
         report = job.reporter(self)
         finished = False
         try:
             recipe = load_recipe(recipe_name)
             if not resume or not self.paths.phase_data(PHASES[0]).is_file():
-                mix_run(self.paths, recipe.mix, recipe.system_prompt, report)
+                own = student_replay(recipe, self.app.workspace, report, job.cancel)
+                mix_run(self.paths, recipe.mix, recipe.system_prompt, report, self_replay=own)
             student = resolve_student(recipe.student, self.app.workspace)
             train_run(self.paths, recipe, student, report, resume=resume, stop=job.cancel.is_set)
             finished = True

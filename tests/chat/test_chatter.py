@@ -16,8 +16,8 @@ from labdesk.chat import (
     load_session,
     save_session,
 )
-from labdesk.chat.template import LAB_CHAT_TEMPLATE
 from labdesk.errors import LabdeskError
+from labdesk.models.chat_template import LAB_CHAT_TEMPLATE
 
 if TYPE_CHECKING:
     from labdesk.models.engine import Engine

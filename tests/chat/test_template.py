@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from labdesk.chat.template import LAB_CHAT_TEMPLATE, derive_chat_format
 from labdesk.errors import ModelError
-from labdesk.models.chat import ChatTemplate
+from labdesk.models.chat_template import LAB_CHAT_TEMPLATE, ChatTemplate, derive_chat_format
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"

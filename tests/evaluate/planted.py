@@ -12,8 +12,8 @@ import json
 import shutil
 from pathlib import Path
 
-from labdesk.chat.template import LAB_CHAT_TEMPLATE
 from labdesk.fileio import write_json, write_jsonl
+from labdesk.models.chat_template import LAB_CHAT_TEMPLATE
 from labdesk.recipes import Recipe, load_recipe
 from labdesk.runs import RunPaths
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from labdesk.chat.template import LAB_CHAT_TEMPLATE, derive_chat_format
 from labdesk.errors import ModelError
 from labdesk.export.modelfile import render_modelfile
+from labdesk.models.chat_template import LAB_CHAT_TEMPLATE, derive_chat_format
 
 
 def test_modelfile_carries_template_system_stops_and_parameters() -> None:

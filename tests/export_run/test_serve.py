@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from labdesk.chat.template import derive_chat_format
 from labdesk.fileio import write_json
 from labdesk.models.engine import Engine
 from labdesk.models.types import GenRequest
@@ -83,9 +82,9 @@ def _local_answer(exported: Exported, messages: list[dict[str, str]]) -> tuple[i
     engine = Engine.load(Path(model.gguf), EngineSettings(n_ctx=model.n_ctx, parallel=1))
     try:
         prompt = engine.chat_prompt(messages)
-        template = engine.info.chat_template or ""
-        stop = derive_chat_format(template, eos_token=engine.info.eos_token or "").stop
-        (result,) = engine.generate([GenRequest(prompt, 16, temperature=0.0, stop=stop)])
+        (result,) = engine.generate(
+            [GenRequest(prompt, 16, temperature=0.0, stop=engine.template.stop)]
+        )
         return engine.count_tokens(prompt), result.text
     finally:
         engine.close()

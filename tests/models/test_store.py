@@ -210,6 +210,10 @@ def test_local_paths_and_kinds(stories_gguf: Path, tmp_path: Path) -> None:
     hf = stories_gguf.parent / "hf"
     assert resolve_model(ModelRef(path=str(hf)), ws, want="hf") == hf
     with pytest.raises(ModelError, match=r"config\.json"):
+        resolve_model(ModelRef(path=str(tmp_path)), ws, want="hf")
+    # A GGUF wanted as training weights is converted; transformers cannot read this one's
+    # 512-token vocabulary, which must come back as a clear error, not a traceback.
+    with pytest.raises(ModelError, match="transformers cannot read this GGUF"):
         resolve_model(ModelRef(path=str(stories_gguf)), ws, want="hf")
     with pytest.raises(ModelError, match="add `file:"):
         resolve_model(ModelRef(repo=REPO, revision=COMMIT), ws, want="gguf")

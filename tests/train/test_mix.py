@@ -18,11 +18,22 @@ def test_composition_follows_the_recipe_ratios() -> None:
         seed=3, knowledge_replay=0.5, skills_knowledge_replay=0.25, skills_per_leaf=7
     )
     general = [sample("x", "chat", f"hi {i}", "hello", f"g{i}") for i in range(3)]
-    phases, comp = mix(knowledge_samples(4) + skill_samples(), settings, "SYS", general)
-    n1 = len(phases["knowledge_1"])
-    assert n1 == 21 + 20  # 21 closed-book (20 Q&A + 1 summary) + 20 Q&A with their chunk
+    own = [sample("self", "replay", f"q {i}", f"a {i}", f"r{i}", "self_replay") for i in range(50)]
+    phases, comp = mix(knowledge_samples(4) + skill_samples(), settings, "SYS", general, own)
+    n1 = comp.count("knowledge_1", "knowledge closed-book")
+    assert n1 == 21  # 20 Q&A + 1 summary, the question alone
     assert comp.count("knowledge_2", "replay of knowledge_1") == round(0.5 * n1)
     assert comp.count("knowledge_2", "knowledge among distractors") == 20
+    chunks = {
+        (r["metadata"]["chunk"]["document"], r["metadata"]["chunk"]["index"])
+        for r in knowledge_samples()
+    }
+    assert comp.count("knowledge_2", "document text") == len(chunks)
+    for phase in ("knowledge_1", "knowledge_2", "skills"):  # the base's own answers everywhere
+        rest = comp.total(phase) - comp.count(phase, "self-distillation replay")
+        assert comp.count(phase, "self-distillation replay") == round(
+            settings.self_replay_share * rest
+        )
     assert comp.count("skills", "skills (2 leaves)") == 2 * 7
     assert comp.count("skills", "replay of knowledge") == round(0.25 * n1)
     assert comp.count("skills", "general replay set") == 3
@@ -38,12 +49,14 @@ def test_composition_follows_the_recipe_ratios() -> None:
     assert leaves.count("compositional_skills/writing/rhyme") == 7
     # the summary trains on its whole text, Q&A only on answers
     kinds = {r["metadata"]["type"]: r["metadata"]["train_on"] for r in phases["knowledge_1"]}
-    assert kinds == {"qa": "assistant", "summary": "all"}
+    assert kinds == {"qa": "assistant", "summary": "all", "self_replay": "assistant"}
 
 
 def test_long_samples_hide_the_relevant_chunk_among_distractors() -> None:
     phases, _ = mix(knowledge_samples(), MixSettings(distractors=2, knowledge_replay=0.0), "S")
-    for row in phases["knowledge_2"]:
+    long_rows = [r for r in phases["knowledge_2"] if r["metadata"]["type"] == "qa"]
+    assert long_rows
+    for row in long_rows:
         prompt = row["messages"][1]["content"]
         assert prompt.count("Document ") == 3
         assert row["metadata"]["chunk"]["text"] in prompt

@@ -1,16 +1,24 @@
-"""What a model's Jinja chat template looks like from outside: turn markers and stop strings.
+"""Chat templates, one module for every model role: teacher, judge, student, export and chat.
 
-Rather than recognising template families by name, the template is rendered with sentinel
-messages and cut at the sentinels. That yields the exact text around each role, from which we
-build an Ollama Go template and the strings that end an answer (the end-of-turn marker and the
-next user header), for any template that renders system / user / assistant in order.
+A model's Jinja template (GGUF `tokenizer.chat_template`, or the recipe's override) renders
+messages to a prompt (`ChatTemplate`, run in Jinja's immutable sandbox because templates come
+from model files). Where a GGUF carries no template, a family whose template is known by name
+(InstructLab's LAB models) gets it; any other model without one is an error that says how to
+give one, never a silent guess. `derive_chat_format` reads a template from outside: the text
+around each role, from which come the stop strings and an Ollama template.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any
 
 from labdesk.errors import ModelError
+
+if TYPE_CHECKING:
+    from labdesk.models.ggufinfo import GGUFInfo
 
 # The InstructLab LAB models' template (granite-7b-lab / merlinite): role headers on their own
 # line, an assistant turn ends with <|endoftext|>.
@@ -23,6 +31,103 @@ LAB_CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
+
+
+# Model families whose GGUFs are often published without a template, matched on the GGUF's
+# `general.name` / `general.basename` (lower case).
+_FAMILY_TEMPLATES: dict[str, str] = {
+    "merlinite": LAB_CHAT_TEMPLATE,
+    "granite-7b-lab": LAB_CHAT_TEMPLATE,
+    "labradorite": LAB_CHAT_TEMPLATE,
+}
+
+
+def family_template(name: str | None) -> str | None:
+    """The known template of a model family, from the model's name in its GGUF."""
+    lowered = (name or "").lower()
+    return next((t for key, t in _FAMILY_TEMPLATES.items() if key in lowered), None)
+
+
+@cache
+def _sandbox() -> Any:
+    """Jinja's immutable sandbox with the helpers Hugging Face templates call."""
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(f"the template refused the messages: {message}")
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env
+
+
+class ChatTemplate:
+    """Renders messages with one model's template; `source=None` fails when first used."""
+
+    def __init__(
+        self, source: str | None, *, bos_token: str, eos_token: str, model: str = "the model"
+    ) -> None:
+        self.source = source
+        self.model = model
+        self._specials: dict[str, Any] = {"bos_token": bos_token, "eos_token": eos_token}
+
+    @classmethod
+    def for_gguf(cls, info: GGUFInfo, override: str | None = None) -> ChatTemplate:
+        """The recipe's override, else the GGUF's own template, else its family's."""
+        source = override or info.chat_template or family_template(info.name)
+        return cls(
+            source,
+            bos_token=info.bos_token or "",
+            eos_token=info.eos_token or "",
+            model=str(info.path),
+        )
+
+    @cached_property
+    def _compiled(self) -> Any:
+        from jinja2 import TemplateError
+
+        if self.source is None:
+            raise ModelError(
+                "this model has no chat template, and its family's is not known",
+                where=self.model,
+                hint="set `engine.chat_template` in the recipe to the model's Jinja template "
+                "(its model card shows the prompt format)",
+            )
+        try:
+            return _sandbox().from_string(self.source)
+        except TemplateError as exc:
+            raise ModelError(
+                f"chat template is not valid Jinja: {exc}",
+                where=self.model,
+                hint="fix engine.chat_template in the recipe, or remove it to use the model's",
+            ) from None
+
+    def render(self, messages: list[dict[str, str]], *, add_generation_prompt: bool) -> str:
+        from jinja2 import TemplateError
+
+        template = self._compiled
+        try:
+            return str(
+                template.render(
+                    messages=messages, add_generation_prompt=add_generation_prompt, **self._specials
+                )
+            )
+        except TemplateError as exc:
+            raise ModelError(f"chat template failed: {exc}", where=self.model) from None
+
+    @cached_property
+    def format(self) -> ChatFormat:
+        self._compiled  # noqa: B018 - a missing template raises its clear error first
+        assert self.source is not None
+        return derive_chat_format(self.source, eos_token=self._specials["eos_token"])
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        """Strings that end an assistant answer in this template."""
+        return self.format.stop
+
 
 _SYS, _USR, _ASST = "\x01SYSTEM\x01", "\x01USER\x01", "\x01ASSISTANT\x01"
 
@@ -66,16 +171,10 @@ class ChatFormat:
 def _render(
     template: str, messages: list[dict[str, str]], add_generation_prompt: bool, **tokens: str
 ) -> str:
-    from jinja2 import TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    def raise_exception(message: str) -> None:
-        raise TemplateError(message)
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals["raise_exception"] = raise_exception
-    return env.from_string(template).render(
-        messages=messages, add_generation_prompt=add_generation_prompt, **tokens
+    return str(
+        _sandbox()
+        .from_string(template)
+        .render(messages=messages, add_generation_prompt=add_generation_prompt, **tokens)
     )
 
 
