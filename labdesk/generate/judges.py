@@ -1,0 +1,366 @@
+"""Judges a small model gives reliably: likelihoods it assigns, not verdicts it writes.
+
+A 135M judge asked to explain and then say "yes" or "no" says "yes" to fragments. What even a
+small model does reliably is assign probabilities to text. So each model judge compares the
+log-likelihood the judge model gives a candidate under two conditions, or reads one probability
+it assigns, and turns the number into a verdict with a reason a person can check:
+
+- `grounded`: does the passage make the answer more likely? Mean log-probability per answer
+  token with the passage and the question, minus with the question alone (a pointwise mutual
+  information). An answer the passage supports gains; an invented one does not. Numbers and
+  names in the answer that the passage lacks are named in the reason.
+- `answers_question`: does the question make the answer more likely, given the passage? The
+  same difference with the real question against a question that asks for nothing in
+  particular; an answer that ignores its question gains nothing from it.
+- `finished`: the probability the judge gives the end-of-turn marker right after the answer. A
+  reply cut mid-sentence almost never ends there.
+- `on_task` (skills): the response's likelihood after the leaf's task description and the
+  request, minus after the request alone: does knowing what the skill is make this response
+  more likely?
+
+Two rule judges need no model: `standalone` (a question that points at a passage it does not
+show, or names nothing, cannot be asked closed-book) and `not_copied` (an answer that repeats
+the question, a seed example's answer, or pastes the whole passage).
+
+`bench/judges.py` measures each judge's precision and recall on a labelled set.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from labdesk.generate.filters import normalize
+from labdesk.models.types import ScoreRequest, ScoreResult
+
+
+@dataclass(frozen=True)
+class Pair:
+    """What a judge looks at: one question and its answer, with what they were written from."""
+
+    kind: str
+    """knowledge, freeform_skill or grounded_skill"""
+    question: str
+    answer: str
+    passage: str = ""
+    """The document chunk (knowledge) or the context (grounded skills)."""
+    task: str = ""
+    """The leaf's task description (skills) or document outline (knowledge)."""
+    examples: tuple[str, ...] = field(default=())
+    """The seed answers the teacher was shown (an answer must not copy them)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    value: float
+    """The number the verdict was read from (a log-likelihood difference, a probability)."""
+    reason: str
+
+
+class ChatScorer(Protocol):
+    """What a model judge needs of the judge model (labdesk's Engine has it)."""
+
+    def chat_prompt(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def score(
+        self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
+    ) -> list[ScoreResult]: ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A scored assistant reply: the log-probabilities of its tokens, then of the end marker."""
+
+    answer: list[float]
+    end: float | None
+
+    @property
+    def mean(self) -> float:
+        return sum(self.answer) / max(1, len(self.answer))
+
+
+def reply_request(model: ChatScorer, messages: list[dict[str, str]], reply: str) -> ScoreRequest:
+    """How likely `reply` is as the assistant's next turn, its end-of-turn marker included."""
+    prompt = model.chat_prompt(messages)
+    whole = model.chat_prompt([*messages, {"role": "assistant", "content": reply}], False)
+    if not whole.startswith(prompt):  # a template that rewrites earlier turns: score the text
+        return ScoreRequest(prompt, reply)
+    return ScoreRequest(prompt, whole[len(prompt) :])
+
+
+def read_reply(model: ChatScorer, request: ScoreRequest, reply: str, result: ScoreResult) -> Reply:
+    """Split a scored continuation into the reply's tokens and the marker's first token."""
+    n = model.count_tokens(request.prompt + reply) - model.count_tokens(request.prompt)
+    n = max(1, min(n, len(result.logprobs)))
+    end = result.logprobs[n] if len(result.logprobs) > n else None
+    return Reply(result.logprobs[:n], end)
+
+
+class Judge(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The leaf kinds it judges."""
+
+    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]: ...
+
+    def decide(self, pair: Pair, replies: list[Reply]) -> Verdict: ...
+
+
+# -- prompts the model judges score under --------------------------------------------------
+
+_GENERIC_QUESTION = "Tell me something."
+
+
+def _with_passage(passage: str, question: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"{passage.strip()}\n\n{question.strip()}"}]
+
+
+def _alone(question: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": question.strip()}]
+
+
+# -- model judges ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grounded:
+    """The passage must raise the answer's likelihood by `margin` nats per token."""
+
+    margin: float = 0.3
+    name: str = "grounded"
+    kinds: frozenset[str] = frozenset({"knowledge", "grounded_skill"})
+
+    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+        return [
+            reply_request(model, _with_passage(pair.passage, pair.question), pair.answer),
+            reply_request(model, _alone(pair.question), pair.answer),
+        ]
+
+    def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
+        gain = replies[0].mean - replies[1].mean
+        missing = unsupported_details(pair.answer, pair.passage + "\n" + pair.question)
+        if missing:
+            return Verdict(
+                False, gain, f"says {', '.join(missing[:3])}, which the passage does not"
+            )
+        if gain < self.margin:
+            return Verdict(
+                False,
+                gain,
+                f"the passage makes the answer only {gain:+.2f} nats/token more likely "
+                f"(grounded answers gain at least {self.margin})",
+            )
+        return Verdict(True, gain, f"the passage makes the answer {gain:+.2f} nats/token likelier")
+
+
+@dataclass(frozen=True)
+class AnswersQuestion:
+    """The question must raise the answer's likelihood (given the passage) by `margin`."""
+
+    margin: float = 0.1
+    name: str = "answers_question"
+    kinds: frozenset[str] = frozenset({"knowledge", "grounded_skill"})
+
+    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+        return [
+            reply_request(model, _with_passage(pair.passage, pair.question), pair.answer),
+            reply_request(model, _with_passage(pair.passage, _GENERIC_QUESTION), pair.answer),
+        ]
+
+    def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
+        gain = replies[0].mean - replies[1].mean
+        if gain < self.margin:
+            return Verdict(
+                False,
+                gain,
+                f"the question makes the answer only {gain:+.2f} nats/token more likely "
+                f"(answers to it gain at least {self.margin}): it does not answer it",
+            )
+        return Verdict(True, gain, f"the question makes the answer {gain:+.2f} nats/token likelier")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The judge must expect the reply to end where it ends: P(end of turn) >= `minimum`."""
+
+    minimum: float = 0.05
+    name: str = "finished"
+    kinds: frozenset[str] = frozenset({"knowledge", "freeform_skill", "grounded_skill"})
+
+    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+        messages = (
+            _with_passage(pair.passage, pair.question) if pair.passage else _alone(pair.question)
+        )
+        return [reply_request(model, messages, pair.answer)]
+
+    def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
+        import math
+
+        end = replies[0].end
+        p = math.exp(end) if end is not None else 1.0
+        if p < self.minimum:
+            return Verdict(
+                False, p, f"looks cut off: the judge gives the end of the reply {p:.1%} here"
+            )
+        return Verdict(True, p, f"ends where expected ({p:.0%})")
+
+
+@dataclass(frozen=True)
+class OnTask:
+    """Knowing the skill's task must raise the response's likelihood by `margin`."""
+
+    margin: float = 0.05
+    name: str = "on_task"
+    kinds: frozenset[str] = frozenset({"freeform_skill", "grounded_skill"})
+
+    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+        request = f"{pair.passage.strip()}\n\n{pair.question}" if pair.passage else pair.question
+        with_task = [{"role": "system", "content": pair.task}, *_alone(request)]
+        return [
+            reply_request(model, with_task, pair.answer),
+            reply_request(model, _alone(request), pair.answer),
+        ]
+
+    def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
+        gain = replies[0].mean - replies[1].mean
+        if gain < self.margin:
+            return Verdict(
+                False,
+                gain,
+                f"the skill's task makes the response only {gain:+.2f} nats/token more likely "
+                f"(on-task responses gain at least {self.margin})",
+            )
+        return Verdict(True, gain, f"the task makes the response {gain:+.2f} nats/token likelier")
+
+
+# -- rule judges ------------------------------------------------------------------------
+
+_POINTERS = re.compile(
+    r"\b(the|this|that|above|given|following)\s+(passage|text|document|paragraph|article|"
+    r"excerpt|section|context|story|notes?)\b|\baccording to\b|\bmentioned\b|\bthe author\b",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+|\d")
+
+
+@dataclass(frozen=True)
+class Standalone:
+    """A question asked closed-book must not point at a text and must name its subject."""
+
+    name: str = "standalone"
+    kinds: frozenset[str] = frozenset({"knowledge"})
+
+    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+        return []
+
+    def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
+        pointer = _POINTERS.search(pair.question)
+        if pointer:
+            return Verdict(False, 0.0, f"points at a text the reader cannot see ('{pointer[0]}')")
+        if not _NAME.search(pair.question.strip()):
+            return Verdict(False, 0.0, "names nothing it is about: it needs the passage")
+        return Verdict(True, 1.0, "can be asked without the passage")
+
+
+@dataclass(frozen=True)
+class NotCopied:
+    """The answer must not be the question, a seed example's answer, or the whole passage."""
+
+    similarity: float = 0.8
+    name: str = "not_copied"
+    kinds: frozenset[str] = frozenset({"knowledge", "freeform_skill", "grounded_skill"})
+
+    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+        return []
+
+    def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
+        answer = _words(pair.answer)
+        if _overlap(answer, _words(pair.question)) >= self.similarity:
+            return Verdict(False, 1.0, "repeats the question")
+        for n, example in enumerate(pair.examples, 1):
+            if _overlap(answer, _words(example)) >= self.similarity:
+                return Verdict(False, 1.0, f"copies seed example {n}'s answer")
+        passage = _words(pair.passage)
+        if len(passage) >= 20 and _contained(passage, answer) >= self.similarity:
+            return Verdict(False, 1.0, "pastes the passage instead of answering")
+        return Verdict(True, 0.0, "its own words")
+
+
+def _words(text: str) -> list[str]:
+    return normalize(text).split()
+
+
+def _overlap(a: list[str], b: list[str]) -> float:
+    """Word-set Jaccard similarity."""
+    sa, sb = set(a), set(b)
+    return len(sa & sb) / max(1, len(sa | sb))
+
+
+def _contained(part: list[str], whole: list[str]) -> float:
+    """How much of `part`'s words appear in `whole`."""
+    return len(set(part) & set(whole)) / max(1, len(set(part)))
+
+
+_DETAIL = re.compile(r"\b\d[\d,.]*\b|(?<![.!?:]\s)(?<!^)(?<!\n)\b[A-Z][a-z]{2,}\b")
+
+
+def unsupported_details(answer: str, source: str) -> list[str]:
+    """Numbers and capitalised names in `answer` (not sentence-initial) missing from `source`."""
+    have = normalize(source)
+    missing = []
+    for match in _DETAIL.finditer(answer.strip()):
+        word = normalize(match[0])
+        if word and f" {word} " not in f" {have} " and word not in missing:
+            missing.append(match[0])
+    return missing
+
+
+# -- running judges ------------------------------------------------------------------------
+
+MODEL_JUDGES: dict[str, Judge] = {
+    j.name: j for j in (Grounded(), AnswersQuestion(), Finished(), OnTask())
+}
+RULE_JUDGES: dict[str, Judge] = {j.name: j for j in (Standalone(), NotCopied())}
+
+
+def run_judges(
+    judges: Sequence[Judge],
+    pairs: Sequence[Pair],
+    model: ChatScorer | None,
+    cancel: threading.Event | None = None,
+) -> list[dict[str, Verdict]]:
+    """Every applicable judge's verdict on every pair; all model scoring goes in one batch."""
+    plan: list[tuple[int, Judge, list[ScoreRequest]]] = []
+    for index, pair in enumerate(pairs):
+        for judge in judges:
+            if pair.kind in judge.kinds:
+                requests = judge.requests(pair, model) if model is not None else []
+                plan.append((index, judge, requests))
+    flat = [r for _, _, requests in plan for r in requests]
+    if flat and model is None:
+        raise ValueError("model judges need a judge model")
+    results = model.score(flat, cancel=cancel) if flat and model is not None else []
+    verdicts: list[dict[str, Verdict]] = [{} for _ in pairs]
+    at = 0
+    for index, judge, requests in plan:
+        pair = pairs[index]
+        scored = results[at : at + len(requests)]
+        at += len(requests)
+        assert model is not None or not requests
+        replies = [
+            read_reply(model, r, pair.answer, s)  # type: ignore[arg-type]
+            for r, s in zip(requests, scored, strict=True)
+        ]
+        verdicts[index][judge.name] = judge.decide(pair, replies)
+    return verdicts
