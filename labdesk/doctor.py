@@ -15,6 +15,11 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from labdesk.memory import Hardware, StagePlan
+    from labdesk.recipes import Recipe
 
 GB = 1024**3
 
@@ -49,6 +54,9 @@ class DeviceReport:
     packages: dict[str, str | None] = field(default_factory=dict)
     llama_gpu_offload: bool = False
     """Whether the installed llama.cpp build can offload layers to a GPU (CUDA or Metal)."""
+    ram_free_gb: float = 0.0
+    vram_free_gb: float | None = None
+    """Free memory of the first CUDA GPU; None without one."""
 
     @property
     def vram_gb(self) -> float:
@@ -96,6 +104,16 @@ class Probe:
             ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"]
         )
 
+    def ram_free_bytes(self) -> int:
+        from labdesk.memory import available_ram
+
+        return available_ram()
+
+    def vram_free_bytes(self) -> int | None:
+        from labdesk.memory import available_vram
+
+        return available_vram()
+
     def disk_free_bytes(self, path: Path) -> int:
         while not path.exists() and path != path.parent:
             path = path.parent
@@ -142,6 +160,8 @@ def detect(workspace_home: Path, probe: Probe | None = None) -> DeviceReport:
         apple_silicon=system == "Darwin" and arch == "arm64",
         packages={dist: probe.package_version(dist) for dist in BACKENDS},
         llama_gpu_offload=probe.llama_gpu_offload(),
+        ram_free_gb=round(probe.ram_free_bytes() / GB, 2),
+        vram_free_gb=None if (free := probe.vram_free_bytes()) is None else round(free / GB, 2),
     )
 
 
@@ -193,4 +213,40 @@ def advice(report: DeviceReport) -> list[str]:
             f"only {report.disk_free_gb:g} GB free in the workspace: real recipes need ~30 GB"
             " (teacher GGUF, student weights, checkpoints, exports); set LABDESK_HOME to a bigger disk"
         )
+    return tips
+
+
+def hardware(report: DeviceReport, recipe: Recipe) -> Hardware:
+    """What a run of `recipe` started now would find on the reported machine (no torch import)."""
+    from labdesk.memory import Hardware
+    from labdesk.train.phases import choose_backend
+
+    if choose_backend(recipe.train) == "mlx":
+        train_device = "mlx"
+    else:
+        train_device = "cuda" if report.gpus and report.torch_cuda else "cpu"
+    vram = None if report.vram_free_gb is None else int(report.vram_free_gb * GB)
+    return Hardware(int(report.ram_free_gb * GB), vram, report.llama_gpu_offload, train_device)
+
+
+def memory_advice(recipe: str, plans: list[StagePlan], hw: Hardware) -> list[str]:
+    """Per stage: what will not fit now and what to change, or what runs partly on the CPU."""
+    from labdesk.errors import ModelError
+
+    tips: list[str] = []
+    missing = list(dict.fromkeys(m for plan in plans for m in plan.missing))
+    if missing:
+        unplanned = ", ".join(plan.stage for plan in plans if plan.missing)
+        tips.append(
+            f"no memory plan for {unplanned} until its models are here "
+            f"(`labdesk models pull {recipe}`): {'; '.join(missing)}"
+        )
+    for plan in plans:
+        if plan.missing:
+            continue
+        try:
+            plan.check(hw, where=recipe)
+        except ModelError as exc:
+            tips.append(f"{exc.message}: {exc.hint}" if exc.hint else exc.message)
+        tips.extend(plan.advice)
     return tips

@@ -4,6 +4,10 @@ Each stage is the same core call its own command makes. What this module adds is
 fingerprints in ``<run>/state.json``: a stage's key hashes its recipe section(s) and the key of
 the stage before it, so a stage is skipped only when everything upstream of it is unchanged, and
 an interrupted stage resumes where it stopped (its status stays ``running`` until it finishes).
+
+Before the first stage that loads a model, every pending one is planned against the memory free
+now (`labdesk.memory`), so a run that cannot finish stops before it starts. The teacher and the
+judge leave memory when generation ends, before the student trains.
 """
 
 from __future__ import annotations
@@ -156,11 +160,19 @@ def run_flow(
     train_key = _key(mix_key, recipe.train, recipe.student)
     export_key = _key(train_key, recipe.export)
     eval_key = _key(export_key, recipe.evaluate, recipe.judge or recipe.teacher)
+    keys = {"generate": gen_key, "mix": mix_key, "train": train_key, "evaluate": eval_key}
+    check_memory(recipe, ws, run, [s for s, k in keys.items() if state.status(s, k) != "done"])
 
     def generate(resume: bool) -> None:
         from labdesk.generate import run_generation
+        from labdesk.memory import fitted_recipe
+        from labdesk.models.engine import release_all
 
-        run_generation(taxonomy, recipe, run.root, ws=ws, reporter=reporter, cancel=cancel)
+        staged = fitted_recipe(recipe, ws, "generate", run_name=run.root.name, reporter=reporter)
+        try:
+            run_generation(taxonomy, staged, run.root, ws=ws, reporter=reporter, cancel=cancel)
+        finally:
+            release_all()  # the teacher and judge leave memory before the student comes in
         if cancelled():
             raise Cancelled("generation stopped; run again to continue where it left off")
 
@@ -193,12 +205,14 @@ def run_flow(
     def evaluate(resume: bool) -> None:
         from labdesk.evaluate.runner import EvalModels, evaluate_run
         from labdesk.export.registry import find_tuned
+        from labdesk.memory import fitted_recipe
         from labdesk.models.store import resolve_model
 
         tuned = find_tuned(ws, run.root.name)
         judge = resolve_model(recipe.judge or recipe.teacher, ws, want="gguf")
         models = EvalModels(Path(tuned.base_gguf), Path(tuned.gguf), judge)
-        evaluate_run(run, recipe, models, reporter=reporter, cancel=cancel)
+        staged = fitted_recipe(recipe, ws, "evaluate", run_name=run.root.name, reporter=reporter)
+        evaluate_run(run, staged, models, reporter=reporter, cancel=cancel)
         if cancelled():
             raise Cancelled("evaluation stopped; its answers so far are cached")
 
@@ -209,6 +223,18 @@ def run_flow(
     stage("evaluate", eval_key, evaluate, restart=run.evaluation)
     result.summary = summarize(run, ws)
     return result
+
+
+def check_memory(recipe: Recipe, ws: Workspace, run: RunPaths, stages: list[str]) -> None:
+    """Refuse now, saying what to change, if a pending stage will not fit the memory free now
+    (rather than after the hours the stages before it take)."""
+    if not stages:
+        return
+    from labdesk.memory import plan_run
+
+    plans, hw = plan_run(recipe, ws, run_name=run.root.name, stages=stages)
+    for plan in plans:
+        plan.check(hw, where=str(run.root))
 
 
 def summarize(run: RunPaths, ws: Workspace) -> dict[str, Any]:

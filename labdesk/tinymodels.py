@@ -1,4 +1,4 @@
-"""Tiny Llama models built on this machine, for tests, benchmarks and the offline demo.
+"""Tiny models built on this machine, for tests, benchmarks and the offline demo.
 
 Each model is a real Hugging Face folder (safetensors + a tokenizer really trained on the text
 bundled in ``tiny_corpus.txt``) plus its GGUF written by labdesk's own converter. The chat format
@@ -9,6 +9,12 @@ is the LAB/Granite one::
 with the markers as special (control) tokens, so transformers and llama.cpp give the same ids.
 Weights are random (deterministic by seed): the models prove the pipeline runs, not that it
 teaches anything. A build takes seconds on a CPU, most of it importing torch.
+
+Besides Llama (the built-in models), the families the real recipes' students and teachers come
+from can be built the same way (`TinySpec.family`), each with its family's BPE pre-tokenizer:
+Qwen2 (q/k/v biases, NeoX rotary, tied embeddings), Mistral (untied output, a head size apart
+from hidden/heads, Tekken pre-tokenizer) and Granite (its four scaling multipliers, digits split
+one by one). They exist to prove the GGUF writer converts each family exactly.
 
 Built-in sizes (both hold a 2,048-token context, as generation prompts are long):
 
@@ -33,6 +39,7 @@ from labdesk.resources import package_file
 
 BuiltinName = Literal["tiny-teacher", "tiny-student"]
 TokenizerKind = Literal["spm", "bpe"]
+Family = Literal["llama", "qwen2", "mistral", "granite"]
 
 EOS = "<|endoftext|>"
 CHAT_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>")
@@ -53,6 +60,12 @@ class TinySpec:
     """Default: about 2.75 x hidden, rounded to a multiple of 16."""
     context: int = 2048
     seed: int = 0
+    family: Family = "llama"
+    head_dim: int | None = None
+    """Default: hidden / heads. Mistral Nemo-style models use another size."""
+    init_std: float = 0.02
+    """Weight scale. transformers' 0.02 gives a tiny model near-uniform attention and logits
+    below 1, where a wrong rotary layout hides under 1e-5; 0.2 makes every part show."""
 
 
 BUILTIN_SPECS: dict[str, TinySpec] = {
@@ -113,12 +126,12 @@ def build_tiny_model(
     outtype: Literal["f32", "f16", "bf16"] = "f32",
     **overrides: Any,
 ) -> BuiltinModel:
-    """Build a tiny Llama into `out_dir` (an HF folder) and its GGUF at `gguf_path`.
+    """Build a tiny model into `out_dir` (an HF folder) and its GGUF at `gguf_path`.
 
     `overrides` replace fields of `spec` (e.g. ``tokenizer="spm", hidden=128, layers=4, seed=3``).
     """
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
 
     from labdesk.export.gguf import convert_model
     from labdesk.hfquiet import quiet_transformers
@@ -127,23 +140,12 @@ def build_tiny_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer(spec, out_dir)
-    special = {t: tokenizer.convert_tokens_to_ids(t) for t in (EOS, PAD)}
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        intermediate_size=spec.intermediate or (spec.hidden * 11 // 4 + 15) // 16 * 16,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.kv_heads,
-        max_position_embeddings=spec.context,
-        rms_norm_eps=1e-5,
-        tie_word_embeddings=True,
-        bos_token_id=special[EOS],
-        eos_token_id=special[EOS],
-        pad_token_id=special[PAD],
-    )
     torch.manual_seed(spec.seed)
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(_model_config(spec, tokenizer))
+    with torch.no_grad():  # biases start at zero; random ones show whether they are converted
+        for name, param in model.named_parameters():
+            if name.endswith(".bias"):
+                param.normal_(0.0, 0.5)
     quiet_transformers()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
@@ -153,13 +155,54 @@ def build_tiny_model(
     return BuiltinModel(out_dir, gguf)
 
 
+def _model_config(spec: TinySpec, tokenizer: Any) -> Any:
+    """The family's transformers config: what differs between families is what GGUF must carry."""
+    from transformers import GraniteConfig, LlamaConfig, MistralConfig, Qwen2Config
+
+    eos, pad = tokenizer.convert_tokens_to_ids(EOS), tokenizer.convert_tokens_to_ids(PAD)
+    common: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": spec.hidden,
+        "intermediate_size": spec.intermediate or (spec.hidden * 11 // 4 + 15) // 16 * 16,
+        "num_hidden_layers": spec.layers,
+        "num_attention_heads": spec.heads,
+        "num_key_value_heads": spec.kv_heads,
+        "max_position_embeddings": spec.context,
+        "rms_norm_eps": 1e-5,
+        "initializer_range": spec.init_std,
+        "bos_token_id": eos,
+        "eos_token_id": eos,
+        "pad_token_id": pad,
+    }
+    if spec.head_dim is not None:
+        common["head_dim"] = spec.head_dim
+    if spec.family == "qwen2":
+        # Qwen2.5 0.5B-3B: tied embeddings, rope base 1e6, and embedding rows padded past the
+        # tokenizer (151,936 rows for 151,665 tokens) that GGUF must fill with unused tokens.
+        rope = {"rope_type": "default", "rope_theta": 1_000_000.0}
+        common["vocab_size"] = (len(tokenizer) + 63) // 64 * 64 + 64
+        return Qwen2Config(**common, tie_word_embeddings=True, rope_parameters=rope)
+    if spec.family == "mistral":
+        return MistralConfig(**common, tie_word_embeddings=False, sliding_window=None)
+    if spec.family == "granite":  # its four multipliers, each at a value that shows if lost
+        return GraniteConfig(
+            **common,
+            tie_word_embeddings=True,
+            embedding_multiplier=2.0,
+            residual_multiplier=0.5,
+            attention_multiplier=0.5,  # neither 1/head_dim nor 1/sqrt(head_dim): must be written
+            logits_scaling=4.0,
+        )
+    return LlamaConfig(**common, tie_word_embeddings=True)
+
+
 def _train_tokenizer(spec: TinySpec, out_dir: Path) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     specials = [EOS, PAD, *CHAT_MARKERS]
     lines = corpus_text().splitlines()
     if spec.tokenizer == "bpe":
-        backend = _train_bpe(lines, specials, spec.vocab)
+        backend = _train_bpe(lines, specials, spec.vocab, spec.family)
     else:
         backend = _train_spm(lines, specials, spec.vocab, spec.seed, out_dir)
     tokenizer = PreTrainedTokenizerFast(
@@ -173,12 +216,16 @@ def _train_tokenizer(spec: TinySpec, out_dir: Path) -> Any:
     return tokenizer
 
 
-def _train_bpe(lines: list[str], specials: list[str], vocab: int) -> Any:
-    """A GPT-2 style byte-level BPE (llama.cpp's "gpt2" tokenizer and pre-tokenizer)."""
+def _train_bpe(lines: list[str], specials: list[str], vocab: int, family: Family) -> Any:
+    """A byte-level BPE (llama.cpp's "gpt2" tokenizer) with the family's pre-tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    if family == "qwen2":
+        from tokenizers import normalizers
+
+        tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = _bpe_pre_tokenizer(family)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab,
@@ -189,6 +236,34 @@ def _train_bpe(lines: list[str], specials: list[str], vocab: int) -> Any:
     # Newlines matter to the chat format, so train on text that has them.
     tokenizer.train_from_iterator([line + "\n" for line in lines], trainer)
     return tokenizer
+
+
+def _bpe_pre_tokenizer(family: Family) -> Any:
+    """How each family splits text before BPE, as its published tokenizer.json has it."""
+    from tokenizers import Regex, pre_tokenizers
+
+    from labdesk.export.gguf_tokenizer import QWEN2_REGEX, TEKKEN_REGEX
+
+    def split_then_bytes(regex: str) -> Any:
+        return pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(regex), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+
+    if family == "qwen2":
+        return split_then_bytes(QWEN2_REGEX)
+    if family == "mistral":
+        return split_then_bytes(TEKKEN_REGEX)
+    if family == "granite":
+        return pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Digits(individual_digits=True),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+            ]
+        )
+    return pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)  # GPT-2's
 
 
 def _train_spm(lines: list[str], specials: list[str], vocab: int, seed: int, out_dir: Path) -> Any:

@@ -26,6 +26,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from labdesk.cli.render import ProgressRenderer, console
     from labdesk.evaluate.runner import EvalModels, evaluate_run
     from labdesk.export.run_export import export_run
+    from labdesk.memory import fitted_recipe
     from labdesk.models.store import resolve_model
     from labdesk.train.phases import resolve_student
 
@@ -36,7 +37,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             student = resolve_student(recipe.student, ws)
             tuned = export_run(run, recipe, ws, student_dir=student, reporter=render)
             models = EvalModels(Path(tuned.base_gguf), Path(tuned.gguf), judge)
-            report = evaluate_run(run, recipe, models, reporter=render)
+            staged = fitted_recipe(recipe, ws, "evaluate", run_name=run.root.name, reporter=render)
+            report = evaluate_run(run, staged, models, reporter=render)
     _print(report)
     if args.answers:
         from rich.markdown import Markdown

@@ -44,6 +44,8 @@ def _generate(args: argparse.Namespace) -> int:
     from labdesk.cli.render import ProgressRenderer, console
     from labdesk.errors import Cancelled, ConfigError
     from labdesk.generate import run_generation
+    from labdesk.memory import fitted_recipe
+    from labdesk.models.engine import release_all
     from labdesk.taxonomy import load_taxonomy
 
     if args.preview is not None and args.preview < 1:
@@ -61,10 +63,11 @@ def _generate(args: argparse.Namespace) -> int:
                 hint=f"see why with `{check}`",
             )
         with ProgressRenderer() as render:
+            staged = fitted_recipe(recipe, ws, "generate", run_name=run.root.name, reporter=render)
             try:
                 report = run_generation(
                     taxonomy,
-                    recipe,
+                    staged,
                     run.root,
                     ws=ws,
                     leaves=args.leaf or None,
@@ -76,6 +79,8 @@ def _generate(args: argparse.Namespace) -> int:
                 raise Cancelled(
                     "generation interrupted; run the same command again to resume"
                 ) from None
+            finally:
+                release_all()
     if args.preview is not None:
         _print_preview(report)
     else:

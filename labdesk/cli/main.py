@@ -30,6 +30,7 @@ COMMAND_ORDER = [
     "train",
     "export",
     "chat",
+    "serve",
     "evaluate",
     "runs",
     "doctor",

@@ -18,11 +18,18 @@ import gguf
 from labdesk.errors import ModelError
 
 # llama.cpp names the regex that splits text before BPE; we recognise the ones we can map.
-_LLAMA3_REGEX = (
+# Each is the `Split` pattern of the family's published tokenizer.json, character for character.
+LLAMA3_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
     r"|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-_QWEN2_REGEX = _LLAMA3_REGEX.replace(r"\p{N}{1,3}", r"\p{N}")
+QWEN2_REGEX = LLAMA3_REGEX.replace(r"\p{N}{1,3}", r"\p{N}")
+TEKKEN_REGEX = (  # Mistral Nemo / Small / Ministral ("tekken")
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+    r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_SPLIT_PRE_NAMES = {LLAMA3_REGEX: "llama-bpe", QWEN2_REGEX: "qwen2", TEKKEN_REGEX: "tekken"}
 
 
 @dataclass(frozen=True)
@@ -187,12 +194,11 @@ def _bpe_pre_name(tokenizer_json: dict[str, Any], model_dir: Path) -> str:
         return "refact"
     if kinds == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
         regex = steps[0].get("pattern", {}).get("Regex")
-        if regex == _LLAMA3_REGEX:
-            return "llama-bpe"
-        if regex == _QWEN2_REGEX:
-            return "qwen2"
+        if regex in _SPLIT_PRE_NAMES:
+            return _SPLIT_PRE_NAMES[regex]
     raise ModelError(
         f"BPE pre-tokenizer {kinds} is not one labdesk can map to llama.cpp",
         where=str(model_dir / "tokenizer.json"),
-        hint="supported: GPT-2 byte-level, Llama 3, Qwen2 and Granite/Refact pre-tokenizers",
+        hint="supported: GPT-2 byte-level, Llama 3, Qwen2, Mistral Tekken and Granite/Refact "
+        "pre-tokenizers",
     )

@@ -23,6 +23,8 @@ SAMPLE_TEXTS = (
     "Hello world",
     "Once upon a time, there was a little girl.\nShe liked  two spaces and\n\nnew lines.",
     "What is 12 + 30? It is 42!",
+    # where pre-tokenizers differ: case changes, contractions, digit runs, slashes, CR LF
+    "CamelCaseWords and ALLCAPS, it's 2024-12-31 at ./src/main.py\r\n",
 )
 
 

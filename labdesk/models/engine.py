@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labdesk.errors import ModelError
+from labdesk.memory import MemoryPlan, check_fits, gpu_device, plan_llama
 from labdesk.models.chat_template import ChatTemplate
 from labdesk.models.ggufinfo import GGUFInfo, read_gguf
-from labdesk.models.memory import MemoryPlan, check_fits, gpu_device, plan_memory
 from labdesk.models.types import GenRequest, GenResult, ScoreRequest, ScoreResult
 
 if TYPE_CHECKING:
@@ -60,7 +60,16 @@ def sequences(settings: EngineSettings) -> int:
 def plan_for(info: GGUFInfo, settings: EngineSettings, gpu_layers: int) -> MemoryPlan:
     """What loading `info` with `settings` will allocate: a KV stream of n_ctx per sequence."""
     n_ctx_total = settings.n_ctx * sequences(settings)
-    return plan_memory(info, n_ctx_total=n_ctx_total, n_batch=_N_BATCH, gpu_layers=gpu_layers)
+    return plan_llama(info, n_ctx_total=n_ctx_total, n_batch=_N_BATCH, gpu_layers=gpu_layers)
+
+
+def release_all() -> None:
+    """Close every engine the cache holds, so their weights and KV caches go back to the system
+    (the teacher and judge once generation is over, before training loads the student)."""
+    with _CACHE_LOCK:
+        engines = list(_CACHE.values())
+    for engine in engines:
+        engine.close()
 
 
 def resolve_gpu_layers(setting: int | str) -> int:

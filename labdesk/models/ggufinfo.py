@@ -33,10 +33,31 @@ class GGUFInfo:
     chat_template: str | None
     bos_token: str | None
     eos_token: str | None
+    head_dim: int = 0
+    """K/V width of one head; 0: n_embd / n_head (wider in e.g. Mistral Nemo)."""
+    n_ff: int = 0
+    """Feed-forward width (0: not recorded)."""
+    tied: bool = True
+    """The output layer reuses the token embeddings (no `output.weight` tensor)."""
+
+    def as_config(self) -> dict[str, Any]:
+        """The model's shape as a Hugging Face config.json would give it (for memory plans)."""
+        return {
+            "model_type": self.architecture,
+            "hidden_size": self.n_embd,
+            "num_hidden_layers": self.n_layer,
+            "num_attention_heads": self.n_head,
+            "num_key_value_heads": self.n_head_kv,
+            "head_dim": self.head_dim or self.n_embd // max(self.n_head, 1),
+            "intermediate_size": self.n_ff or 4 * self.n_embd,
+            "vocab_size": self.n_vocab,
+            "tie_word_embeddings": self.tied,
+            "max_position_embeddings": self.n_ctx_train,
+        }
 
     def kv_bytes_per_token(self, bytes_per_value: int = 2) -> int:
         """K and V for every layer (f16 cache by default)."""
-        head_dim = self.n_embd // max(self.n_head, 1)
+        head_dim = self.head_dim or self.n_embd // max(self.n_head, 1)
         return 2 * self.n_layer * self.n_head_kv * head_dim * bytes_per_value
 
 
@@ -132,6 +153,9 @@ def read_gguf(path: Path) -> GGUFInfo:
         chat_template=template if isinstance(template, str) else None,
         bos_token=special("bos"),
         eos_token=special("eos"),
+        head_dim=_as_int(fields.get(f"{arch}.attention.key_length"), 0),
+        n_ff=_as_int(fields.get(f"{arch}.feed_forward_length"), 0),
+        tied=all(tensor.name != "output.weight" for tensor in reader.tensors),
     )
 
 

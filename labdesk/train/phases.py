@@ -155,9 +155,9 @@ def _train_phase(
         )
     samples = read_jsonl(data)
     if check_memory:
-        from labdesk.train.memory import check_fits
+        from labdesk.memory import check_training_fits
 
-        check_fits(model_dir, recipe.train, phase, reporter)
+        check_training_fits(model_dir, recipe.train, phase, reporter)
     phase_dir = run.phase_dir(phase.name)
     (phase_dir / "done.json").unlink(missing_ok=True)
     losses = trainer(

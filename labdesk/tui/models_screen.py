@@ -71,6 +71,7 @@ class ModelsScreen(JobScreen):
                 yield DataTable(id="needs", cursor_type="row")
                 yield Label("On this machine", classes="pane-title")
                 yield DataTable(id="stored", cursor_type="row")
+                yield Static("Serve a tuned run to other programs: [b]labdesk serve RUN[/]")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

@@ -46,11 +46,11 @@ def memory_plan_text(
 ) -> str:
     """What each phase needs at peak against what is free (the core's estimate); `detail`
     adds what the peak is made of."""
-    from labdesk.train.memory import estimate
+    from labdesk.memory import plan_training
 
     lines = [f"device {device}" + (f" · free {free / GIB:.1f} GiB" if free is not None else "")]
     for phase in recipe.train.phases:
-        plan = estimate(model_dir_config, recipe.train, phase, device)
+        plan = plan_training(model_dir_config, recipe.train, phase, device)
         fits = ""
         if free is not None:
             fits = " [green]fits[/]" if plan.total <= free else " [red]does not fit[/]"
@@ -161,9 +161,9 @@ class TrainScreen(JobScreen):
                 from labdesk.train.torch_backend import pick_device
 
                 device = pick_device()
-            from labdesk.train.memory import available_bytes
+            from labdesk.memory import available_memory
 
-            free = None if self.app.snapshot else available_bytes(device)
+            free = None if self.app.snapshot else available_memory(device)
             config = config.get("text_config", config)
             text = memory_plan_text(recipe, config, device, free)
             detail = memory_plan_text(recipe, config, device, free, detail=True)

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from labdesk.models.ggufinfo import read_gguf
-
-
-def _export(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "labdesk", "export", "gguf", *args], capture_output=True, text=True
-    )
+from tests.export.helpers import export_cli as _export
 
 
 def test_converts_and_quantizes_the_real_fixture(stories_hf: Path, tmp_path: Path) -> None:

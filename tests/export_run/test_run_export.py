@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import io
-import shutil
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -15,37 +13,12 @@ from labdesk.chat import ChatSession, load_session
 from labdesk.chat.models import open_chatter, resolve_chat_model
 from labdesk.errors import ModelError
 from labdesk.events import Event
-from labdesk.export.registry import TunedModel, find_tuned, list_tuned
+from labdesk.export.registry import find_tuned, list_tuned
 from labdesk.export.run_export import export_run
-from labdesk.recipes import Recipe
 from labdesk.runs import RunPaths
 from labdesk.workspace import Workspace
-from tests.evaluate.planted import SYSTEM, make_student, planted_recipe
-
-
-class Exported(NamedTuple):
-    ws: Workspace
-    run: RunPaths
-    recipe: Recipe
-    student: Path
-    model: TunedModel
-    events: list[Event]
-
-
-@pytest.fixture(scope="module")
-def exported(
-    stories_adapter: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Exported:
-    base_dir, adapter_dir = stories_adapter
-    root = tmp_path_factory.mktemp("export")
-    student = make_student(base_dir, root / "student")
-    ws = Workspace.open(root / "ws")
-    run = RunPaths(ws.run_dir("lily"))
-    shutil.copytree(adapter_dir, run.final_adapter)
-    recipe = planted_recipe(student)
-    events: list[Event] = []
-    model = export_run(run, recipe, ws, student_dir=student, reporter=events.append)
-    return Exported(ws, run, recipe, student, model, events)
+from tests.evaluate.planted import SYSTEM
+from tests.export_run.conftest import Exported
 
 
 def _logits(path: Path, tokens: list[int], lora: Path | None = None) -> np.ndarray:

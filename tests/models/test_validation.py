@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from labdesk.errors import ModelError
+from labdesk.memory import check_fits, plan_llama
 from labdesk.models.engine import resolve_gpu_layers
 from labdesk.models.ggufinfo import read_gguf
-from labdesk.models.memory import check_fits, plan_memory
 from labdesk.models.types import GenRequest
 
 from .conftest import load
@@ -77,7 +77,7 @@ def test_too_large_for_memory_is_refused_before_loading(stories_gguf: Path) -> N
 
 def test_memory_plan_counts_weights_and_kv(stories_gguf: Path) -> None:
     info = read_gguf(stories_gguf)
-    plan = plan_memory(info, n_ctx_total=1000, n_batch=512)
+    plan = plan_llama(info, n_ctx_total=1000, n_batch=512)
     assert plan.kv_cache == 640 * 1000
     assert plan.total > plan.weights + plan.kv_cache
     assert (plan.device, plan.vram, plan.ram) == ("cpu", 0, plan.total)
@@ -89,13 +89,13 @@ def test_memory_plan_counts_weights_and_kv(stories_gguf: Path) -> None:
 def test_memory_plan_splits_offloaded_layers(
     stories_gguf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labdesk.models import memory
+    from labdesk import memory
 
     monkeypatch.setattr(memory, "gpu_device", lambda: "cuda")  # this machine has no GPU
     info = read_gguf(stories_gguf)
-    full = plan_memory(info, n_ctx_total=1000, n_batch=512, gpu_layers=999)
+    full = plan_llama(info, n_ctx_total=1000, n_batch=512, gpu_layers=999)
     assert (full.vram, full.ram) == (full.total, 0)
-    part = plan_memory(info, n_ctx_total=1000, n_batch=512, gpu_layers=2)  # 2 of 5 layers
+    part = plan_llama(info, n_ctx_total=1000, n_batch=512, gpu_layers=2)  # 2 of 5 layers
     assert part.vram == int(part.total * 0.4) and part.ram == part.total - part.vram
     check_fits(part, where="x", free_ram=part.ram, free_vram=part.vram)
     with pytest.raises(ModelError, match="of CUDA") as err:

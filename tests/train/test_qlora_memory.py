@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from labdesk.errors import ModelError
+from labdesk.memory import check_training_fits
 from labdesk.runs import RunPaths
-from labdesk.train.memory import check_fits
 from labdesk.train.mix import mix_run
 from labdesk.train.phases import train_run
 from tests.train.helpers import tiny_recipe
@@ -51,10 +51,12 @@ def test_qlora_on_cuda(run_paths: RunPaths, stories_dir: Path) -> None:
 def test_memory_plan_refuses_what_will_not_fit_and_says_what_to_change(stories_dir: Path) -> None:
     recipe = tiny_recipe(stories_dir, gradient_checkpointing=False)
     phase = recipe.train.phases[0]
-    plan = check_fits(stories_dir, recipe.train, phase, device="cpu", available=8 * 2**30)
+    plan = check_training_fits(stories_dir, recipe.train, phase, device="cpu", available=8 * 2**30)
     assert 0 < plan.total < 8 * 2**30
     with pytest.raises(ModelError) as info:
-        check_fits(stories_dir, recipe.train, phase, device="cpu", available=plan.total * 0.5)
+        check_training_fits(
+            stories_dir, recipe.train, phase, device="cpu", available=plan.total // 2
+        )
     assert "quantize_4bit" in (info.value.hint or "")
     assert "gradient_checkpointing" in (info.value.hint or "")
     # a 7B student with huge micro-batches on an 8 GB card: told to shrink the batch
@@ -76,7 +78,10 @@ def test_memory_plan_refuses_what_will_not_fit_and_says_what_to_change(stories_d
     (folder / "config.json").write_text(json.dumps(qwen7b))
     heavy = phase.model_copy(update={"batch_tokens": 16384})
     with pytest.raises(ModelError) as info:
-        check_fits(folder, big, heavy, device="cuda", available=8 * 2**30)
+        check_training_fits(folder, big, heavy, device="cuda", available=8 * 2**30)
     assert "batch_tokens to 8192" in (info.value.hint or "")
     light = phase.model_copy(update={"batch_tokens": 512})
-    assert check_fits(folder, big, light, device="cuda", available=8 * 2**30).total < 8 * 2**30
+    assert (
+        check_training_fits(folder, big, light, device="cuda", available=8 * 2**30).total
+        < 8 * 2**30
+    )
