@@ -188,7 +188,6 @@ def measure(name: str, args: argparse.Namespace, home: Path) -> None:
         "engine.n_ctx=1536",
         f"generate.samples_per_leaf={args.samples}",
         f"generate.max_new_tokens={args.max_tokens}",
-        f"generate.judge_max_tokens={args.judge_tokens}",
         "generate.examples_per_prompt=1",
         "generate.chunk_tokens=300",
         "generate.augmentations=[summary]",
@@ -235,7 +234,7 @@ def measure(name: str, args: argparse.Namespace, home: Path) -> None:
     print(
         f"\nteacher: {engine.path.name} ({engine.n_vocab:,}-token vocabulary), "
         f"samples_per_leaf={args.samples}, parallel={args.parallel}, threads={threads}, "
-        f"max_new_tokens={args.max_tokens}, judge_max_tokens={args.judge_tokens}"
+        f"max_new_tokens={args.max_tokens}"
     )
     # On a shared machine wall time swings with other processes; CPU seconds (llama.cpp's
     # threads included) measure the work itself.
@@ -299,7 +298,6 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=8, help="engine.parallel for labdesk")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     parser.add_argument("--max-tokens", type=int, default=256, help="generate.max_new_tokens")
-    parser.add_argument("--judge-tokens", type=int, default=96, help="generate.judge_max_tokens")
     parser.add_argument("--set", action="append", default=[], help="more recipe overrides")
     args = parser.parse_args()
     default = ["smollm2"] if SMOLLM2.is_file() else ["tiny", "llama32k"]

@@ -159,7 +159,7 @@ def run_flow(
     mix_key = _key(gen_key, recipe.mix, recipe.system_prompt, recipe.student)
     train_key = _key(mix_key, recipe.train, recipe.student)
     export_key = _key(train_key, recipe.export)
-    eval_key = _key(export_key, recipe.evaluate, recipe.judge or recipe.teacher)
+    eval_key = _key(export_key, recipe.evaluate, recipe.system_prompt)
     keys = {"generate": gen_key, "mix": mix_key, "train": train_key, "evaluate": eval_key}
     check_memory(recipe, ws, run, [s for s, k in keys.items() if state.status(s, k) != "done"])
 
@@ -206,11 +206,10 @@ def run_flow(
         from labdesk.evaluate.runner import EvalModels, evaluate_run
         from labdesk.export.registry import find_tuned
         from labdesk.memory import fitted_recipe
-        from labdesk.models.store import resolve_model
 
         tuned = find_tuned(ws, run.root.name)
-        judge = resolve_model(recipe.judge or recipe.teacher, ws, want="gguf")
-        models = EvalModels(Path(tuned.base_gguf), Path(tuned.gguf), judge)
+        # The same precision for both: the merged GGUF, not the quantized chat model.
+        models = EvalModels(Path(tuned.base_gguf), Path(tuned.merged_gguf))
         staged = fitted_recipe(recipe, ws, "evaluate", run_name=run.root.name, reporter=reporter)
         evaluate_run(run, staged, models, reporter=reporter, cancel=cancel)
         if cancelled():
@@ -266,6 +265,7 @@ def summarize(run: RunPaths, ws: Workspace) -> dict[str, Any]:
         summary["evaluation"] = [
             {k: row.get(k) for k in ("leaf", "metric", "base", "tuned", "delta")} for row in rows
         ]
+        summary["examples"] = evaluation.get("examples", [])
     try:
         summary["model"] = find_tuned(ws, run.root.name).gguf
     except ModelError:  # not exported yet

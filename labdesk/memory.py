@@ -8,8 +8,8 @@ freezes the machine), so each stage is planned from its models' shapes before it
 - mix, with self-replay: the base student in llama.cpp, answering the general prompts;
 - train: the student at the peak of one micro-batch, phase after phase: frozen weights at their
   precision, LoRA with its gradients and AdamW moments, activations kept for backward, logits;
-- evaluate: one model at a time: base then tuned answering (the engine), each scoring multiple
-  choice with every position's logits kept, then the judge.
+- evaluate: one model at a time: the base, then the tuned (merged, same precision) student,
+  each answering and scoring reference answers in the engine.
 
 The estimates are simple and a little pessimistic: refusing a run that would have fitted costs a
 smaller batch; starting one that will not costs the run. `labdesk run` refuses up front when a
@@ -525,7 +525,7 @@ def model_facts(
 
         try:
             model = find_tuned(ws, run_name)
-            base, tuned = read_gguf(Path(model.base_gguf)), read_gguf(Path(model.gguf))
+            base, tuned = read_gguf(Path(model.base_gguf)), read_gguf(Path(model.merged_gguf))
         except ModelError:
             pass  # not exported yet: estimated from the student
     return ModelFacts(teacher, judge, student, student_gguf, base, tuned, tuple(missing))
@@ -538,19 +538,6 @@ def _engine_plan(info: GGUFInfo, settings: EngineSettings, gpu_layers: int) -> M
     from labdesk.models.engine import plan_for
 
     return plan_for(info, settings, gpu_layers)
-
-
-def _choice_plan(info: GGUFInfo, settings: EngineSettings, gpu_layers: int) -> MemoryPlan:
-    """Multiple choice (labdesk.evaluate.likelihood): one sequence of n_ctx, every position's
-    logits kept (llama-cpp-python's `scores`, n_ctx × n_vocab floats, with logits_all)."""
-    return plan_llama(
-        info,
-        n_ctx_total=settings.n_ctx,
-        n_batch=min(settings.n_ctx, 512),
-        gpu_layers=gpu_layers,
-        kept_logits=settings.n_ctx,
-        label=f"{info.path.name} (multiple choice)",
-    )
 
 
 def plan_stages(
@@ -591,22 +578,14 @@ def plan_stages(
             )
             plans.append(StagePlan("train", steps_t))
     if "evaluate" in stages:
-        if facts.student is None or judge is None:
-            missing = facts.lacking("student", "judge" if recipe.judge else "teacher")
-            plans.append(StagePlan("evaluate", missing=missing))
+        if facts.student is None:
+            plans.append(StagePlan("evaluate", missing=facts.lacking("student")))
         else:
-            export = recipe.export
-            chat_type = export.outtype if export.quantize == "none" else export.quantize
-            base = facts.base or estimated_gguf(facts.student, export.outtype, Path("base.gguf"))
-            tuned = facts.tuned or estimated_gguf(facts.student, chat_type, Path("tuned.gguf"))
-            # one model at a time: each answers, then scores multiple choice; then the judge
-            steps = [
-                [(base, _engine_plan)],
-                [(base, _choice_plan)],
-                [(tuned, _engine_plan)],
-                [(tuned, _choice_plan)],
-                [(judge, _engine_plan)],
-            ]
+            outtype = recipe.export.outtype
+            base = facts.base or estimated_gguf(facts.student, outtype, Path("base.gguf"))
+            tuned = facts.tuned or estimated_gguf(facts.student, outtype, Path("merged.gguf"))
+            # one model at a time, each answering and scoring in the engine
+            steps = [[(base, _engine_plan)], [(tuned, _engine_plan)]]
             plans.append(_llama_stage("evaluate", recipe.engine, steps, hw))
     return plans
 

@@ -91,22 +91,56 @@ class EngineSettings(_Section):
     )
 
 
+class JudgeSettings(_Section):
+    """Where each likelihood judge draws its line (see `labdesk.generate.judges`)."""
+
+    grounded: float = Field(
+        0.3, description="Nats per answer token the passage must add to the answer's likelihood."
+    )
+    answers_question: float = Field(
+        0.1, description="Nats per answer token the question must add (given the passage)."
+    )
+    finished: float = Field(
+        0.05, ge=0.0, le=1.0, description="Least probability of the reply ending where it ends."
+    )
+    on_task: float = Field(
+        0.05, description="Nats per response token the skill's task description must add."
+    )
+
+
 class GenerateSettings(_Section):
     """Synthetic data generation per leaf."""
 
-    samples_per_leaf: int = Field(30, ge=1, description="Target accepted samples per leaf.")
+    samples_per_leaf: int = Field(
+        30, ge=1, description="Skill leaves: accepted samples to aim for."
+    )
+    questions_per_fact: int = Field(
+        3,
+        ge=1,
+        description="Knowledge leaves: accepted questions to aim for on every fact (sentence) of "
+        "the documents, each worded differently, so the student learns the fact, not a phrasing.",
+    )
+    knowledge_answers: Literal["fact", "teacher"] = Field(
+        "fact",
+        description="Knowledge leaves: the answer to each question is the fact itself, word "
+        "for word (faithful by construction: what a small teacher needs), or the teacher's "
+        "answer from the fact, kept when the judges find it grounded.",
+    )
     held_out_seeds: int = Field(1, ge=0, description="Seeds per leaf kept back for evaluation.")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     seed: int = 42
-    max_new_tokens: int = Field(512, ge=16)
+    max_new_tokens: int = Field(
+        384,
+        ge=16,
+        description="Token budget of a long reply: a skill answer, a context, a summary.",
+    )
+    short_tokens: int = Field(
+        64, ge=8, description="Token budget of a short reply: a question, a knowledge answer."
+    )
     chunk_tokens: int = Field(400, ge=32, description="Document chunk size in tokens.")
-    min_pair_score: int = Field(2, ge=1, le=3, description="Keep pairs judged at least this (1–3).")
     dedup_threshold: float = Field(
         0.9, gt=0.0, le=1.0, description="Drop samples this similar to an earlier one or a seed."
-    )
-    judge_max_tokens: int = Field(
-        96, ge=16, description="Token budget of one judge verdict (its reason, then the verdict)."
     )
     examples_per_prompt: int = Field(
         3, ge=1, description="Seed examples shown to the teacher in each prompt (drawn at random)."
@@ -115,12 +149,16 @@ class GenerateSettings(_Section):
         2.0, ge=1.0, description="Candidates started per still-missing sample in each round."
     )
     max_rounds: int = Field(
-        4, ge=1, description="Rounds per leaf before giving up on reaching `samples_per_leaf`."
+        4,
+        ge=1,
+        description="Rounds per leaf before giving up on its target (a round that accepts "
+        "nothing ends the leaf at once, with the reasons).",
     )
-    augmentations: list[Literal["summary", "key_facts"]] = Field(
-        ["summary", "key_facts"],
+    augmentations: list[Literal["summary"]] = Field(
+        ["summary"],
         description="Knowledge leaves: extra training text written from each document chunk.",
     )
+    judges: JudgeSettings = Field(default_factory=JudgeSettings)
     blocklist: list[str] = Field(
         default_factory=list,
         description="Extra words or phrases that reject a sample (added to the built-in list).",
@@ -234,11 +272,23 @@ class ExportSettings(_Section):
 
 
 class EvaluateSettings(_Section):
-    """Base vs tuned on the held-out seed questions, judged by the judge (or teacher)."""
+    """Base vs tuned, closed-book, at the same precision; see `labdesk.evaluate`."""
 
-    max_new_tokens: int = Field(256, ge=16, description="Longest answer to an open question.")
-    forgetting_questions: int = Field(
-        8, ge=0, le=12, description="Bundled general questions asked to check for forgetting."
+    max_new_tokens: int = Field(64, ge=16, description="Longest answer to a question.")
+    general_questions: int = Field(
+        1000,
+        ge=0,
+        description="Packaged general questions asked base vs tuned to measure forgetting "
+        "(all of them by default; 0 skips the check).",
+    )
+    probes: list[str] = Field(
+        default_factory=list,
+        description="Extra closed-book question files for knowledge leaves (JSON: questions "
+        "with the facts their answers must state). `labdesk:` names a file shipped with "
+        "labdesk, e.g. labdesk:sample_docs/kelderwick-probe.json.",
+    )
+    examples: int = Field(
+        6, ge=0, description="Questions shown with the base and the tuned answer side by side."
     )
 
 

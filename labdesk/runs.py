@@ -9,7 +9,7 @@ Generated sample (one JSON object per line, in ``generated/<slug>.jsonl``)::
                   {"role": "user", "content": ...},
                   {"role": "assistant", "content": ...}],
      "metadata": {"leaf": "knowledge/.../leaf", "kind": "knowledge|freeform_skill|grounded_skill",
-                  "type": "qa|summary|key_facts|...",       # what the sample teaches
+                  "type": "qa|summary|...",                # what the sample teaches
                   "chunk": {"document": ..., "index": ..., "text": ...} | null,
                   "context": str | null,                     # grounded skills: the context
                   "scores": {...}, "id": "<stable sample id>"}}

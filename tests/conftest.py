@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,3 +62,16 @@ def smollm2_hf(smollm2: Path, model_cache: Workspace) -> Path:
     from labdesk.recipes import load_recipe
 
     return resolve_model(load_recipe("demo").student, model_cache, want="hf")
+
+
+@pytest.fixture(scope="session")
+def link_smollm2(smollm2: Path, model_cache: Workspace) -> Callable[[Path], None]:
+    """Put the pulled SmolLM2 into a test workspace where a pull would have put it (a link)."""
+
+    def link(home: Path) -> None:
+        target = home / smollm2.relative_to(model_cache.home)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.symlink_to(smollm2)
+
+    return link

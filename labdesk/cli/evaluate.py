@@ -1,4 +1,4 @@
-"""`labdesk evaluate RUN`: base vs tuned on the run's held-out questions, judged locally."""
+"""`labdesk evaluate RUN`: base vs tuned on the run's held-out questions, closed-book."""
 
 from __future__ import annotations
 
@@ -27,18 +27,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     from labdesk.evaluate.runner import EvalModels, evaluate_run
     from labdesk.export.run_export import export_run
     from labdesk.memory import fitted_recipe
-    from labdesk.models.store import resolve_model
     from labdesk.train.phases import resolve_student
 
-    with open_run(args, "labdesk evaluate", existing=True) as (recipe, run, ws):
-        judge = resolve_model(recipe.judge or recipe.teacher, ws, want="gguf")
-        with ProgressRenderer() as render:
-            # Export is resumable: this is free when the run was exported already.
-            student = resolve_student(recipe.student, ws)
-            tuned = export_run(run, recipe, ws, student_dir=student, reporter=render)
-            models = EvalModels(Path(tuned.base_gguf), Path(tuned.gguf), judge)
-            staged = fitted_recipe(recipe, ws, "evaluate", run_name=run.root.name, reporter=render)
-            report = evaluate_run(run, staged, models, reporter=render)
+    with (
+        open_run(args, "labdesk evaluate", existing=True) as (recipe, run, ws),
+        ProgressRenderer() as render,
+    ):
+        # Export is resumable: this is free when the run was exported already.
+        student = resolve_student(recipe.student, ws)
+        tuned = export_run(run, recipe, ws, student_dir=student, reporter=render)
+        # The same precision for both: the merged GGUF, not the quantized chat model.
+        models = EvalModels(Path(tuned.base_gguf), Path(tuned.merged_gguf))
+        staged = fitted_recipe(recipe, ws, "evaluate", run_name=run.root.name, reporter=render)
+        report = evaluate_run(run, staged, models, reporter=render)
     _print(report)
     if args.answers:
         from rich.markdown import Markdown
@@ -49,27 +50,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _print(report: Report) -> None:
-    from rich.table import Table
+    from labdesk.cli.evaltable import print_evaluation
 
-    from labdesk.cli.render import console
-    from labdesk.evaluate.report import fmt, fmt_delta
-
-    table = Table("leaf", "kind", "metric", "base", "tuned", "delta", title=f"run {report.run}")
-    for row in report.rows():
-        delta = row.delta
-        style = "green" if delta and delta > 0 else "red" if delta and delta < 0 else ""
-        table.add_row(
-            row.leaf,
-            row.kind,
-            row.metric,
-            fmt(row.base, row.metric),
-            fmt(row.tuned, row.metric),
-            f"[{style}]{fmt_delta(delta, row.metric)}[/]"
-            if style
-            else fmt_delta(delta, row.metric),
-        )
-    console.print(table)
-    improved = [row.leaf for row in report.rows() if row.delta is not None and row.delta > 0]
-    regressed = [row.leaf for row in report.rows() if row.delta is not None and row.delta < 0]
-    console.print(f"[green]improved[/]: {', '.join(improved) or 'none'}", highlight=False)
-    console.print(f"[red]regressed[/]: {', '.join(regressed) or 'none'}", highlight=False)
+    rows = [row.to_dict() for row in report.rows()]
+    print_evaluation(rows, report.examples, f"run {report.run}")

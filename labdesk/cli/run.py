@@ -47,8 +47,7 @@ def _run(args: argparse.Namespace) -> int:
 def _print(result: FlowResult) -> None:
     from rich.table import Table
 
-    from labdesk.cli.render import LEAF_WIDTH, console
-    from labdesk.pathtext import tail_path
+    from labdesk.cli.render import console
 
     stages = Table("stage", "status", "seconds", title=f"run {result.run.root.name}")
     for outcome in result.stages:
@@ -62,15 +61,9 @@ def _print(result: FlowResult) -> None:
     for phase, loss in summary.get("losses", {}).items():
         console.print(f"loss {phase}: {loss['first']:.3f} → {loss['last']:.3f}")
     if rows := summary.get("evaluation"):
-        table = Table("leaf", "metric", "base", "tuned", "delta", title="evaluation")
-        for row in rows:
-            cells = [row["base"], row["tuned"], row["delta"]]
-            table.add_row(
-                tail_path(row["leaf"], LEAF_WIDTH),
-                row["metric"],
-                *("–" if v is None else f"{v:.2f}" for v in cells),
-            )
-        console.print(table)
+        from labdesk.cli.evaltable import print_evaluation
+
+        print_evaluation(rows, summary.get("examples", []), "evaluation")
     if summary.get("model"):
         console.print(f"model: {summary['model']}")
         console.print(f"chat with it: [bold]labdesk chat {result.run.root.name}[/]")

@@ -1,26 +1,33 @@
-"""What gets asked: held-out seed questions per leaf, multiple-choice items, general questions.
+"""What gets asked: held-out questions per leaf, probe files, and the general probe.
 
-Skills are judged on open answers against the seed's answer. Knowledge is scored by multiple
-choice (the MMLU-branch idea): the seed's answer is the right option, the answers to the leaf's
-other seed questions (then other knowledge leaves') are the distractors, and the option order
-comes from a hash of the question, so the same run always asks the same items.
+Knowledge is asked closed-book: the question alone, never the passage, and the free answer is
+right when it states the expected facts (`labdesk.evaluate.scoring`). A held-out seed's
+expected facts are the names and numbers its reference answer adds to its question; a probe
+file lists them. Skills are measured by how likely each model finds the held-out seed's
+reference response (its mean log-probability per token): a skill learnt makes the seed's own
+kind of answer likelier. The general probe (packaged, written for labdesk) measures forgetting.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
-from dataclasses import dataclass, field
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from labdesk.errors import LabdeskError
+from labdesk.errors import ConfigError, LabdeskError
+from labdesk.names import new_terms
 from labdesk.resources import package_file
 from labdesk.runs import RunPaths
 
-ItemKind = Literal["skill", "knowledge", "general"]
-OPTIONS = 4
+ItemKind = Literal["knowledge", "skill", "general"]
+Expect = tuple[tuple[str, ...], ...]
+"""Facts an answer must state, each as its accepted wordings."""
 _HELDOUT_SUFFIX = ".heldout.json"
+_PACKAGED = "labdesk:"
 
 
 @dataclass(frozen=True)
@@ -29,12 +36,16 @@ class EvalItem:
     leaf: str
     kind: ItemKind
     question: str
+    expect: Expect = ()
+    """Knowledge and general items: what a right answer states."""
+    need: int = 0
+    """How many of `expect` a right answer must state (0: all of them)."""
     reference: str = ""
-    """The seed's answer (empty for general questions)."""
+    """The seed's answer (skills: the response whose likelihood is measured)."""
     context: str | None = None
-    options: tuple[str, ...] = field(default=())
-    answer_index: int = -1
-    """Knowledge items: which option is right."""
+    """Grounded skills: the source text, part of the request."""
+    source: str = ""
+    """Where the item comes from: a held-out seed, a probe file, the general probe."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,7 @@ def read_heldout(run: RunPaths) -> list[HeldOutLeaf]:
 
     A held-out file is JSON: a list of seeds as `labdesk generate` writes it, or
     ``{"leaf": path, "kind": kind, "seeds": [...]}``; a seed is ``{"qa": [{"question",
-    "answer"}, ...], "context": ...}`` or a single ``{"question", "answer", "context"}``. The leaf's
-    path and kind come from the record or from the leaf's generated samples.
+    "answer"}, ...], "context": ...}`` or a single ``{"question", "answer", "context"}``.
     """
     leaves = []
     for file in sorted(run.generated.glob(f"*{_HELDOUT_SUFFIX}")):
@@ -95,68 +105,111 @@ def read_heldout(run: RunPaths) -> list[HeldOutLeaf]:
     return leaves
 
 
+def key_terms(answer: str, question: str) -> Expect:
+    """The names and numbers a reference answer adds to its question: what a right answer says."""
+    return tuple((term,) for term in new_terms(answer, question))
+
+
 def build_items(leaves: list[HeldOutLeaf]) -> list[EvalItem]:
-    """Open items for skill leaves, multiple-choice items for knowledge leaves."""
-    knowledge_answers = {
-        leaf.path: [answer for _, answer, _ in leaf.qa]
-        for leaf in leaves
-        if leaf.kind == "knowledge"
-    }
+    """Closed-book items for knowledge leaves (those with facts to check), reference items
+    for skill leaves."""
     items: list[EvalItem] = []
     for leaf in leaves:
         for question, answer, context in leaf.qa:
             item_id = _stable_id(leaf.path, question, answer)
             if leaf.kind != "knowledge":
-                items.append(EvalItem(item_id, leaf.path, "skill", question, answer, context))
-                continue
-            distractors = _distractors(leaf.path, answer, knowledge_answers)
-            if not distractors:
-                continue  # a single fact with nothing to confuse it with cannot be multiple choice
-            options = [answer, *distractors]
-            random.Random(item_id).shuffle(options)
-            items.append(
-                EvalItem(
-                    item_id,
-                    leaf.path,
-                    "knowledge",
-                    question,
-                    answer,
-                    context,
-                    tuple(options),
-                    options.index(answer),
+                items.append(
+                    EvalItem(
+                        item_id,
+                        leaf.path,
+                        "skill",
+                        question,
+                        reference=answer,
+                        context=context,
+                        source="held-out seed",
+                    )
                 )
-            )
+                continue
+            expect = key_terms(answer, question)
+            if expect:  # an answer with no name or number to check cannot be scored fairly
+                # The reference may say more than the question asks: half its terms will do.
+                need = math.ceil(len(expect) / 2)
+                items.append(
+                    EvalItem(
+                        item_id,
+                        leaf.path,
+                        "knowledge",
+                        question,
+                        expect,
+                        need,
+                        reference=answer,
+                        source="held-out seed",
+                    )
+                )
     return items
 
 
-def _distractors(leaf: str, answer: str, answers: dict[str, list[str]]) -> list[str]:
-    """Other answers of the same leaf first (same topic, hardest), then of other leaves."""
-    own = [a for a in answers[leaf] if a != answer]
-    others = [a for path, group in sorted(answers.items()) if path != leaf for a in group]
-    picked: list[str] = []
-    for candidate in own + others:
-        if candidate != answer and candidate not in picked:
-            picked.append(candidate)
-        if len(picked) == OPTIONS - 1:
-            break
-    return picked
+def probe_items(spec: str, base: Path | None = None) -> list[EvalItem]:
+    """A probe file's closed-book questions: ``{"leaf", "questions": [{"question", "expect"}]}``."""
+    path = resolve_probe(spec, base)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        leaf = str(data["leaf"])
+        items = []
+        for row in data["questions"]:
+            expect = tuple(tuple(str(a) for a in alts) for alts in row["expect"])
+            question = str(row["question"])
+            items.append(
+                EvalItem(
+                    _stable_id(leaf, question),
+                    leaf,
+                    "knowledge",
+                    question,
+                    expect,
+                    source=path.name,
+                )
+            )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"probe file cannot be read ({type(exc).__name__}: {exc})",
+            where=str(path),
+            hint='expected {"leaf": ..., "questions": [{"question": ..., "expect": [[...]]}]}',
+        ) from None
+    return items
+
+
+def resolve_probe(spec: str, base: Path | None = None) -> Path:
+    if spec.startswith(_PACKAGED):
+        return package_file(*spec[len(_PACKAGED) :].split("/"))
+    path = Path(spec).expanduser()
+    return path if path.is_absolute() or base is None else base / path
 
 
 def general_items(count: int) -> list[EvalItem]:
-    """The first `count` bundled general questions (for the forgetting check)."""
-    data = json.loads(package_file("evaluate", "general_questions.json").read_text("utf-8"))
+    """The first `count` packaged general questions (the forgetting probe)."""
+    data = json.loads(package_file("evaluate", "general_probe.json").read_text("utf-8"))
     return [
-        EvalItem(_stable_id("general", q), "general", "general", q)
-        for q in data["questions"][:count]
+        EvalItem(
+            _stable_id("general", row["question"]),
+            "general",
+            "general",
+            row["question"],
+            (tuple(row["answers"]),),
+            source="general probe",
+        )
+        for row in data["questions"][:count]
     ]
 
 
-def items_for_run(run: RunPaths, general: int) -> list[EvalItem]:
+def items_for_run(
+    run: RunPaths, general: int, probes: Sequence[str] = (), base: Path | None = None
+) -> list[EvalItem]:
     leaves = read_heldout(run)
-    if not leaves:
+    extra = [item for spec in probes for item in probe_items(spec, base)]
+    if not leaves and not extra:
         raise LabdeskError(
             "this run has no held-out seed questions to evaluate on",
             where=str(run.generated),
             hint="set generate.held_out_seeds to 1 or more and run `labdesk generate` again",
         )
-    return build_items(leaves) + general_items(general)
+    return build_items(leaves) + extra + general_items(general)

@@ -1,4 +1,10 @@
-"""The evaluation report: per leaf base, tuned and delta, with the answers behind every score."""
+"""The evaluation report: per leaf base vs tuned with n and a 95 % interval, and the answers.
+
+Three metrics, each "higher is better": closed-book accuracy (knowledge leaves: the share of
+questions whose answer states the expected facts), general accuracy (the forgetting probe, the
+same rule), and reference log-likelihood (skill leaves: the mean log-probability per token
+each model gives the held-out seed's own response).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,27 @@ from itertools import groupby
 from typing import Any
 
 from labdesk.evaluate.items import EvalItem
+from labdesk.evaluate.scoring import is_right, mean_interval, wilson
 
 Lookup = Callable[[str, str, EvalItem], Any]
 ROLES = ("base", "tuned")
+ACCURACY = "closed-book accuracy"
+GENERAL = "general accuracy"
+LIKELIHOOD = "reference log-likelihood"
+NOT_ASKED = "[not asked: the question does not fit the model's context]"
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float
+    n: int
+    low: float
+    high: float
+
+    def text(self, metric: str) -> str:
+        if metric == LIKELIHOOD:
+            return f"{self.value:.2f} [{self.low:.2f}, {self.high:.2f}] (n={self.n})"
+        return f"{self.value:.0%} [{self.low:.0%}, {self.high:.0%}] (n={self.n})"
 
 
 @dataclass
@@ -18,14 +42,15 @@ class LeafResult:
     leaf: str
     kind: str
     metric: str
-    """"accuracy" (knowledge, 0–1) or "judge score" (skills and general questions, 1–10)."""
-    base: float | None
-    tuned: float | None
+    base: Score | None
+    tuned: Score | None
     items: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def delta(self) -> float | None:
-        return None if self.base is None or self.tuned is None else self.tuned - self.base
+        if self.base is None or self.tuned is None:
+            return None
+        return self.tuned.value - self.base.value
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "delta": self.delta}
@@ -37,6 +62,8 @@ class Report:
     models: dict[str, str]
     leaves: list[LeafResult]
     forgetting: LeafResult | None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    """Held-out questions with the base and the tuned answer side by side."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +71,7 @@ class Report:
             "models": self.models,
             "leaves": [leaf.to_dict() for leaf in self.leaves],
             "forgetting": self.forgetting.to_dict() if self.forgetting else None,
+            "examples": self.examples,
         }
 
     def rows(self) -> list[LeafResult]:
@@ -55,114 +83,150 @@ class Report:
             "",
             *(f"- {role}: `{path}`" for role, path in self.models.items()),
             "",
-            "| leaf | kind | metric | base | tuned | delta |",
-            "|---|---|---|---|---|---|",
+            "Scores with their 95 % interval and number of questions; higher is better.",
+            "",
+            "| leaf | metric | base | tuned | change |",
+            "|---|---|---|---|---|",
         ]
         for row in self.rows():
             lines.append(
-                f"| {row.leaf} | {row.kind} | {row.metric} | {fmt(row.base, row.metric)} "
+                f"| {row.leaf} | {row.metric} | {fmt(row.base, row.metric)} "
                 f"| {fmt(row.tuned, row.metric)} | {fmt_delta(row.delta, row.metric)} |"
             )
+        if self.examples:
+            lines += ["", "## Before and after", "", "| question | base | tuned |", "|---|---|---|"]
+            for ex in self.examples:
+                lines.append(
+                    f"| {_cell(ex['question'])} | {mark(ex['base'])} | {mark(ex['tuned'])} |"
+                )
         for row in self.rows():
-            lines += ["", f"## {row.leaf} ({row.kind})"]
+            lines += ["", f"## {row.leaf} ({row.metric})"]
             for item in row.items:
                 lines += ["", f"**Q:** {item['question']}"]
-                if item.get("reference"):
-                    lines.append(f"**Reference:** {item['reference']}")
-                for index, option in enumerate(item.get("options", [])):
-                    mark = " (right)" if index == item["answer_index"] else ""
-                    lines.append(f"- {chr(65 + index)}. {option}{mark}")
+                if item.get("expect"):
+                    lines.append(f"**States:** {item['expect']}")
                 for role in ROLES:
-                    lines.append(f"- **{role}:** {_describe(item[role])}")
+                    lines.append(f"- **{role}:** {_describe(item[role], row.metric)}")
         return "\n".join(lines) + "\n"
 
 
-def fmt(value: float | None, metric: str) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.0%}" if metric == "accuracy" else f"{value:.1f}"
+def fmt(score: Score | None, metric: str) -> str:
+    return "–" if score is None else score.text(metric)
 
 
 def fmt_delta(value: float | None, metric: str) -> str:
     if value is None:
         return "–"
-    return f"{value * 100:+.0f} pts" if metric == "accuracy" else f"{value:+.1f}"
+    return f"{value:+.2f} nats/token" if metric == LIKELIHOOD else f"{value * 100:+.0f} pts"
 
 
-def _describe(result: dict[str, Any]) -> str:
-    if "choice" in result:
-        if result["choice"] is None:
-            return "not scored"
-        verdict = "right" if result["correct"] else "wrong"
-        return f"chose {chr(65 + result['choice'])} ({verdict})"
-    score = "not judged" if result.get("score") is None else f"{result['score']}/10"
-    answer = (result.get("answer") or "").replace("\n", " ")
-    return f"{score}: {answer!r} (judge: {result.get('reason') or '–'})"
+def cells(row: dict[str, Any]) -> tuple[str, str, str]:
+    """Base, tuned and change of a report row in its saved (dict) form, as text."""
+    metric = row["metric"]
+    base, tuned = (None if row[r] is None else Score(**row[r]) for r in ROLES)
+    return fmt(base, metric), fmt(tuned, metric), fmt_delta(row["delta"], metric)
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def _knowledge(leaf: str, items: list[EvalItem], get: Lookup) -> LeafResult:
+def mark(answer: dict[str, Any]) -> str:
+    return f"{'✓' if answer['right'] else '✗'} {_cell(answer['answer'] or '(no answer)')}"
+
+
+def _describe(result: dict[str, Any], metric: str) -> str:
+    if metric == LIKELIHOOD:
+        value = result.get("likelihood")
+        return "not scored" if value is None else f"{value:.2f} nats/token"
+    if result.get("answer") == NOT_ASKED:
+        return "not scored: the question does not fit the model's context"
+    verdict = "right" if result.get("right") else "wrong"
+    return f"{verdict}: {_cell(result.get('answer') or '(no answer)')!r}"
+
+
+def _expect_text(item: EvalItem) -> str:
+    facts = [" / ".join(fact) for fact in item.expect]
+    need = item.need or len(facts)
+    return "; ".join(facts) + (f" (any {need})" if need < len(facts) else "")
+
+
+def _accuracy(leaf: str, kind: str, metric: str, items: list[EvalItem], get: Lookup) -> LeafResult:
     rows: list[dict[str, Any]] = []
-    correct: dict[str, list[float]] = {role: [] for role in ROLES}
+    right: dict[str, list[bool]] = {role: [] for role in ROLES}
     for item in items:
-        row: dict[str, Any] = {
-            "question": item.question,
-            "reference": item.reference,
-            "options": list(item.options),
-            "answer_index": item.answer_index,
-        }
+        row: dict[str, Any] = {"question": item.question, "expect": _expect_text(item)}
         for role in ROLES:
-            picked = get("choice", role, item) or {}
-            choice = picked.get("choice")
-            row[role] = {
-                "choice": choice,
-                "answer": None if choice is None else item.options[choice],
-                "correct": choice == item.answer_index,
-                "scores": picked.get("scores"),
-            }
-            if choice is not None:
-                correct[role].append(float(choice == item.answer_index))
+            answer = get("answer", role, item)
+            asked = answer is not None and answer != NOT_ASKED
+            correct = asked and is_right(answer, item.expect, item.need)
+            row[role] = {"answer": answer, "right": correct}
+            if asked:
+                right[role].append(correct)
         rows.append(row)
-    return LeafResult(
-        leaf, "knowledge", "accuracy", _mean(correct["base"]), _mean(correct["tuned"]), rows
-    )
+    return LeafResult(leaf, kind, metric, _rate(right["base"]), _rate(right["tuned"]), rows)
 
 
-def _judged(leaf: str, kind: str, items: list[EvalItem], get: Lookup) -> LeafResult:
+def _rate(results: list[bool]) -> Score | None:
+    if not results:
+        return None
+    k, n = sum(results), len(results)
+    low, high = wilson(k, n)
+    return Score(k / n, n, low, high)
+
+
+def _likelihood(leaf: str, kind: str, items: list[EvalItem], get: Lookup) -> LeafResult:
     rows: list[dict[str, Any]] = []
-    scores: dict[str, list[float]] = {role: [] for role in ROLES}
+    values: dict[str, list[float]] = {role: [] for role in ROLES}
     for item in items:
         row: dict[str, Any] = {"question": item.question, "reference": item.reference}
-        if item.context:
-            row["context"] = item.context
         for role in ROLES:
-            verdict = get("verdict", role, item) or {}
-            row[role] = {
-                "answer": get("answer", role, item),
-                "score": verdict.get("score"),
-                "reason": verdict.get("reason"),
-            }
-            if verdict.get("score") is not None:
-                scores[role].append(float(verdict["score"]))
+            value = get("reference", role, item)
+            scored = isinstance(value, float | int)  # else not scored: too long for the model
+            row[role] = {"likelihood": value if scored else None}
+            if scored:
+                values[role].append(float(value))
         rows.append(row)
-    return LeafResult(
-        leaf, kind, "judge score", _mean(scores["base"]), _mean(scores["tuned"]), rows
-    )
+
+    def score(role: str) -> Score | None:
+        if not values[role]:
+            return None
+        low, high = mean_interval(values[role])
+        return Score(sum(values[role]) / len(values[role]), len(values[role]), low, high)
+
+    return LeafResult(leaf, kind, LIKELIHOOD, score("base"), score("tuned"), rows)
 
 
-def build_report(run: str, items: list[EvalItem], get: Lookup, models: dict[str, str]) -> Report:
+def _examples(rows: list[LeafResult], count: int) -> list[dict[str, Any]]:
+    """`count` closed-book questions spread evenly over the knowledge leaves' items."""
+    items = [
+        item
+        for row in rows
+        if row.metric == ACCURACY
+        for item in row.items
+        if item["tuned"]["answer"] not in (None, "", NOT_ASKED)
+    ]
+    if not items or not count:
+        return []
+    step = max(1, len(items) // count)
+    return [
+        {"question": i["question"], "expect": i["expect"], "base": i["base"], "tuned": i["tuned"]}
+        for i in items[::step][:count]
+    ]
+
+
+def build_report(
+    run: str, items: list[EvalItem], get: Lookup, models: dict[str, str], examples: int = 6
+) -> Report:
     leaves: list[LeafResult] = []
     forgetting = None
     ordered = sorted(items, key=lambda i: (i.kind == "general", i.leaf))
     for (leaf, kind), group in groupby(ordered, key=lambda i: (i.leaf, i.kind)):
         members = list(group)
         if kind == "knowledge":
-            leaves.append(_knowledge(leaf, members, get))
+            leaves.append(_accuracy(leaf, kind, ACCURACY, members, get))
         elif kind == "general":
-            forgetting = _judged("general questions (forgetting check)", "general", members, get)
+            forgetting = _accuracy("general questions (forgetting)", kind, GENERAL, members, get)
         else:
-            leaves.append(_judged(leaf, kind, members, get))
-    return Report(run, models, leaves, forgetting)
+            leaves.append(_likelihood(leaf, kind, members, get))
+    return Report(run, models, leaves, forgetting, _examples(leaves, examples))

@@ -1,10 +1,12 @@
-"""Base vs tuned on the run's held-out questions, judged locally; every answer cached as made.
+"""Base vs tuned on the run's held-out questions, one model in memory at a time.
 
-The flow, one model in memory at a time: each model (base, then tuned) answers the open
-questions (skills, general) in one batch and picks among the options of each multiple-choice
-item; then the judge grades every open answer. Each answer, choice and verdict is appended to
-``evaluate/records.jsonl`` the moment it exists, keyed by the model file and the item, so an
-interrupted evaluation resumes where it stopped and a re-run with the same models is free.
+Each model (base, then tuned, both at the precision the run exported them: the merged GGUF
+beside the base GGUF, never a quantized tuned model against a full-precision base) answers every
+question in one batch — knowledge closed-book, the general probe — and scores the held-out
+reference response of every skill item. No judge model is needed: answers are scored against
+the facts they must state. Each answer and score is appended to ``evaluate/records.jsonl`` the
+moment it exists, keyed by the model file and the item, so an interrupted evaluation resumes
+where it stopped and a re-run with the same models is free.
 """
 
 from __future__ import annotations
@@ -19,23 +21,20 @@ from typing import Any
 
 from labdesk.errors import Cancelled, ModelError
 from labdesk.evaluate.items import EvalItem, items_for_run
-from labdesk.evaluate.judge import VERDICT_TOKENS, judge_messages, verdict_request
-from labdesk.evaluate.report import Report, build_report
+from labdesk.evaluate.report import NOT_ASKED, Report, build_report
 from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import append_jsonl, read_jsonl, truncate_torn_tail, write_json, write_text
-from labdesk.models.types import GenRequest, GenResult
+from labdesk.models.types import GenRequest, GenResult, ScoreRequest
 from labdesk.recipes import Recipe
 from labdesk.runs import RunPaths
 
 ROLES = ("base", "tuned")
-NOT_ASKED = "[not asked: the question does not fit the model's context]"
 
 
 @dataclass(frozen=True)
 class EvalModels:
     base: Path
     tuned: Path
-    judge: Path
 
 
 def _fingerprint(path: Path) -> str:
@@ -66,7 +65,8 @@ class RecordCache:
         self._values[key] = value
 
 
-def _question_messages(system_prompt: str, item: EvalItem) -> list[dict[str, str]]:
+def question_messages(system_prompt: str, item: EvalItem) -> list[dict[str, str]]:
+    """What a model is asked: the question alone (closed-book), a grounded skill's text with it."""
     content = f"{item.context}\n\n{item.question}" if item.context else item.question
     head = [{"role": "system", "content": system_prompt}] if system_prompt else []
     return [*head, {"role": "user", "content": content}]
@@ -92,135 +92,88 @@ class _Evaluation:
 
     def answer_key(self, role: str, item: EvalItem) -> str:
         model = _fingerprint(getattr(self.models, role))
-        return _key(
-            "answer",
-            model,
-            item.id,
-            self.recipe.system_prompt,
-            str(self.recipe.evaluate.max_new_tokens),
-        )
+        budget = str(self.recipe.evaluate.max_new_tokens)
+        return _key("answer", model, item.id, self.recipe.system_prompt, budget)
 
-    def choice_key(self, role: str, item: EvalItem) -> str:
+    def reference_key(self, role: str, item: EvalItem) -> str:
         model = _fingerprint(getattr(self.models, role))
-        return _key("choice", model, item.id, self.recipe.system_prompt)
+        return _key("reference", model, item.id, self.recipe.system_prompt, item.reference)
 
-    def verdict_key(self, item: EvalItem, answer: str) -> str:
-        return _key("verdict", _fingerprint(self.models.judge), item.id, answer)
-
-    def answers(self, role: str, items: list[EvalItem]) -> None:
-        todo = [i for i in items if self.cache.get(self.answer_key(role, i)) is None]
-        if not todo:
+    def run_model(self, role: str, items: list[EvalItem]) -> None:
+        """Everything `role`'s model has to do, with the model loaded once."""
+        asked = [i for i in items if i.kind != "skill"]
+        todo = [i for i in asked if self.cache.get(self.answer_key(role, i)) is None]
+        scored = [i for i in items if i.kind == "skill"]
+        unscored = [i for i in scored if self.cache.get(self.reference_key(role, i)) is None]
+        if not todo and not unscored:
             return
         from labdesk.models.engine import Engine
 
         engine = Engine.load(getattr(self.models, role), self.settings)
         try:
-            stop = engine.template.stop
-            budget = self.recipe.evaluate.max_new_tokens
-            prompts = [
-                engine.chat_prompt(_question_messages(self.recipe.system_prompt, i)) for i in todo
-            ]
-            fits = [engine.count_tokens(p) + budget <= engine.n_ctx for p in prompts]
-            for item, fit in zip(todo, fits, strict=True):
-                if not fit:  # recorded, so the report says why this one has no answer
-                    self.cache.put(self.answer_key(role, item), NOT_ASKED)
-            todo = [item for item, fit in zip(todo, fits, strict=True) if fit]
-            requests = [
-                GenRequest(p, budget, temperature=0.0, stop=stop)
-                for p, fit in zip(prompts, fits, strict=True)
-                if fit
-            ]
-            done = [0]
-
-            def store(index: int, result: GenResult) -> None:
-                if result.finish_reason == "cancelled":
-                    return
-                self.cache.put(self.answer_key(role, todo[index]), result.text.strip())
-                done[0] += 1
-                self.reporter(
-                    Event("evaluate", step=f"{role} answers", done=done[0], total=len(todo))
-                )
-
-            engine.generate(requests, on_result=store, cancel=self.cancel)
+            self._answers(engine, role, todo)
+            self._references(engine, role, unscored)
         finally:
             engine.close()
         self._check_cancel()
 
-    def choices(self, role: str, items: list[EvalItem]) -> None:
-        todo = [i for i in items if self.cache.get(self.choice_key(role, i)) is None]
+    def _answers(self, engine: Any, role: str, todo: list[EvalItem]) -> None:
         if not todo:
             return
-        from labdesk.evaluate.likelihood import ChoiceScorer
+        budget = self.recipe.evaluate.max_new_tokens
+        prompts = [
+            engine.chat_prompt(question_messages(self.recipe.system_prompt, i)) for i in todo
+        ]
+        fits = [engine.count_tokens(p) + budget <= engine.n_ctx for p in prompts]
+        for item, fit in zip(todo, fits, strict=True):
+            if not fit:  # recorded, so the report says why this one has no answer
+                self.cache.put(self.answer_key(role, item), NOT_ASKED)
+        todo = [item for item, fit in zip(todo, fits, strict=True) if fit]
+        requests = [
+            GenRequest(p, budget, temperature=0.0, stop=engine.stop)
+            for p, fit in zip(prompts, fits, strict=True)
+            if fit
+        ]
+        done = [0]
 
-        with ChoiceScorer(getattr(self.models, role), self.settings) as scorer:
-            for done, item in enumerate(todo, 1):
-                self._check_cancel()
-                messages = _question_messages(self.recipe.system_prompt, item)
-                if not scorer.fits(
-                    messages, item.options
-                ):  # recorded: the report says "not scored"
-                    self.cache.put(self.choice_key(role, item), {"choice": None, "scores": None})
-                    continue
-                scores = scorer.option_scores(messages, item.options)
-                choice = max(range(len(scores)), key=scores.__getitem__)
-                self.cache.put(self.choice_key(role, item), {"choice": choice, "scores": scores})
-                self.reporter(Event("evaluate", step=f"{role} choices", done=done, total=len(todo)))
+        def store(index: int, result: GenResult) -> None:
+            if result.finish_reason == "cancelled":
+                return
+            self.cache.put(self.answer_key(role, todo[index]), result.text.strip())
+            done[0] += 1
+            self.reporter(Event("evaluate", step=f"{role} answers", done=done[0], total=len(todo)))
 
-    def verdicts(self, items: list[EvalItem]) -> None:
-        pending = []
-        for item in items:
-            for role in ROLES:
-                answer = self.cache.get(self.answer_key(role, item))
-                if answer in (None, NOT_ASKED):
-                    continue  # nothing to judge; the report shows the answer's note
-                if self.cache.get(self.verdict_key(item, answer)) is None:
-                    pending.append((item, answer))
-        pending = list({self.verdict_key(i, a): (i, a) for i, a in pending}.values())
-        if not pending:
-            return
-        from labdesk.models.engine import Engine
-
-        engine = Engine.load(self.models.judge, self.settings)
-        try:
-            prompts = [engine.chat_prompt(judge_messages(i, a)) for i, a in pending]
-            fits = [engine.count_tokens(p) + VERDICT_TOKENS <= engine.n_ctx for p in prompts]
-            for (item, answer), fit in zip(pending, fits, strict=True):
-                if not fit:
-                    reason = "not judged: the question and answer overflow the judge's context"
-                    self.cache.put(
-                        self.verdict_key(item, answer), {"score": None, "reason": reason}
-                    )
-            pending = [p for p, fit in zip(pending, fits, strict=True) if fit]
-            requests = [verdict_request(p) for p, fit in zip(prompts, fits, strict=True) if fit]
-            done = [0]
-
-            def store(index: int, result: GenResult) -> None:
-                if result.finish_reason == "cancelled":
-                    return
-                item, answer = pending[index]
-                value = result.value if isinstance(result.value, dict) else None
-                verdict = (
-                    {"score": int(value["score"]), "reason": str(value["reason"])}
-                    if value
-                    else {"score": None, "reason": f"no verdict ({result.finish_reason})"}
-                )
-                self.cache.put(self.verdict_key(item, answer), verdict)
-                done[0] += 1
-                self.reporter(Event("evaluate", step="judging", done=done[0], total=len(pending)))
-
-            engine.generate(requests, on_result=store, cancel=self.cancel)
-        finally:
-            engine.close()
+        engine.generate(requests, on_result=store, cancel=self.cancel)
         self._check_cancel()
+
+    def _references(self, engine: Any, role: str, todo: list[EvalItem]) -> None:
+        """Mean log-probability per token of each skill item's reference response."""
+        from labdesk.generate.judges import read_reply, reply_request
+
+        if not todo:
+            return
+        requests: list[ScoreRequest] = []
+        fitting: list[EvalItem] = []
+        for item in todo:
+            messages = question_messages(self.recipe.system_prompt, item)
+            request = reply_request(engine, messages, item.reference)
+            if engine.count_tokens(request.prompt + request.continuation) > engine.n_ctx:
+                self.cache.put(self.reference_key(role, item), NOT_ASKED)
+                continue
+            requests.append(request)
+            fitting.append(item)
+        todo = fitting
+        results = engine.score(requests, cancel=self.cancel)
+        self._check_cancel()
+        for item, request, result in zip(todo, requests, results, strict=True):
+            reply = read_reply(engine, request, item.reference, result)
+            self.cache.put(self.reference_key(role, item), reply.mean)
+        self.reporter(Event("evaluate", step=f"{role} references", done=len(todo), total=len(todo)))
 
     def lookup(self) -> Callable[[str, str, EvalItem], Any]:
         def get(what: str, role: str, item: EvalItem) -> Any:
-            if what == "answer":
-                return self.cache.get(self.answer_key(role, item))
-            if what == "choice":
-                return self.cache.get(self.choice_key(role, item))
-            answer = self.cache.get(self.answer_key(role, item))
-            return None if answer is None else self.cache.get(self.verdict_key(item, answer))
+            key = self.answer_key if what == "answer" else self.reference_key
+            return self.cache.get(key(role, item))
 
         return get
 
@@ -234,30 +187,33 @@ def evaluate_run(
     cancel: threading.Event | None = None,
 ) -> Report:
     """Evaluate base vs tuned on `run`; writes ``evaluate/report.json`` and ``report.md``."""
-    for role in ("base", "tuned", "judge"):
+    for role in ROLES:
         path = getattr(models, role)
         if not Path(path).is_file():
             raise ModelError(f"the {role} model file does not exist", where=str(path))
-    items = items_for_run(run, recipe.evaluate.forgetting_questions)
-    open_items = [i for i in items if i.kind != "knowledge"]
-    choice_items = [i for i in items if i.kind == "knowledge"]
+    settings = recipe.evaluate
+    base = recipe.source.parent if recipe.source else None
+    items = items_for_run(run, settings.general_questions, settings.probes, base)
+    counts = {
+        kind: sum(1 for i in items if i.kind == kind) for kind in ("knowledge", "skill", "general")
+    }
     reporter(
         Event(
             "evaluate",
             "start",
-            f"{len(open_items)} open questions, {len(choice_items)} multiple-choice items",
+            f"{counts['knowledge']} closed-book questions, {counts['skill']} skill references, "
+            f"{counts['general']} general questions",
         )
     )
     job = _Evaluation(run, recipe, models, reporter, cancel)
     for role in ROLES:
-        job.answers(role, open_items)
-        job.choices(role, choice_items)
-    job.verdicts(open_items)
+        job.run_model(role, items)
     report = build_report(
         run.root.name,
         items,
         job.lookup(),
-        models={role: str(getattr(models, role)) for role in ("base", "tuned", "judge")},
+        models={role: str(getattr(models, role)) for role in ROLES},
+        examples=settings.examples,
     )
     write_json(run.evaluation / "report.json", report.to_dict())
     write_text(run.evaluation / "report.md", report.markdown())

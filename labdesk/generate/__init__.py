@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from labdesk.generate.leafrun import Models, TextModel
+from labdesk.generate.models import Models, TextModel, load_models
 from labdesk.generate.report import GenerationReport, LeafReport
-from labdesk.generate.runner import (
-    generate_leaves,
-    load_models,
-    run_generation,
-    select_leaves,
-    split_seeds,
-)
+from labdesk.generate.runner import generate_leaves, run_generation
+from labdesk.generate.selection import select_leaves, split_seeds
 
 __all__ = [
     "GenerationReport",

@@ -15,8 +15,9 @@ from labdesk.taxonomy.leaves import Leaf, Seed
 
 if TYPE_CHECKING:
     from labdesk.documents import Chunk
+    from labdesk.documents.facts import Fact
 
-SampleType = Literal["qa", "summary", "key_facts"]
+SampleType = Literal["qa", "summary"]
 
 
 def derive_seed(*parts: object) -> int:
@@ -34,6 +35,10 @@ class Candidate:
     examples: list[Seed]
     """The leaf's own seeds this candidate's prompts show (a seeded draw, never held-out ones)."""
     chunk: Chunk | None = None
+    fact: Fact | None = None
+    """Knowledge Q&A: the sentence of `chunk` the question asks about."""
+    asks: str = ""
+    """Knowledge Q&A: the name or number of `fact` the question asks for ("": the fact has none)."""
     fields: dict[str, str] = field(default_factory=dict)
     """What the steps wrote so far: context, question, answer."""
     scores: dict[str, Any] = field(default_factory=dict)
@@ -73,6 +78,9 @@ def to_record(candidate: Candidate, leaf: Leaf, *, system: str, user: str) -> di
         "kind": leaf.kind,
         "type": candidate.type,
         "chunk": chunk_record(candidate.chunk),
+        "fact": {"topic": candidate.fact.topic, "text": candidate.fact.text, "asks": candidate.asks}
+        if candidate.fact
+        else None,
         "context": candidate.fields.get("context"),
         "scores": dict(candidate.scores),
         "id": candidate.id,

@@ -35,6 +35,7 @@ from typing import Protocol
 
 from labdesk.generate.filters import normalize
 from labdesk.models.types import ScoreRequest, ScoreResult
+from labdesk.names import names_and_numbers
 
 
 @dataclass(frozen=True)
@@ -166,16 +167,26 @@ class Grounded:
 
 @dataclass(frozen=True)
 class AnswersQuestion:
-    """The question must raise the answer's likelihood (given the passage) by `margin`."""
+    """The question must raise the answer's likelihood by `margin` over a generic request.
+
+    Given the passage, as the answer was written; but an answer that is the passage's own text
+    (a fact answered by itself) is scored without it, since copying the passage is equally easy
+    after any question and would hide what the question adds.
+    """
 
     margin: float = 0.1
     name: str = "answers_question"
     kinds: frozenset[str] = frozenset({"knowledge", "grounded_skill"})
 
     def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+        if normalize(pair.answer) in normalize(pair.passage):
+            asked, generic = _alone(pair.question), _alone(_GENERIC_QUESTION)
+        else:
+            asked = _with_passage(pair.passage, pair.question)
+            generic = _with_passage(pair.passage, _GENERIC_QUESTION)
         return [
-            reply_request(model, _with_passage(pair.passage, pair.question), pair.answer),
-            reply_request(model, _with_passage(pair.passage, _GENERIC_QUESTION), pair.answer),
+            reply_request(model, asked, pair.answer),
+            reply_request(model, generic, pair.answer),
         ]
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
@@ -312,18 +323,10 @@ def _contained(part: list[str], whole: list[str]) -> float:
     return len(set(part) & set(whole)) / max(1, len(set(part)))
 
 
-_DETAIL = re.compile(r"\b\d[\d,.]*\b|(?<![.!?:]\s)(?<!^)(?<!\n)\b[A-Z][a-z]{2,}\b")
-
-
 def unsupported_details(answer: str, source: str) -> list[str]:
-    """Numbers and capitalised names in `answer` (not sentence-initial) missing from `source`."""
-    have = normalize(source)
-    missing = []
-    for match in _DETAIL.finditer(answer.strip()):
-        word = normalize(match[0])
-        if word and f" {word} " not in f" {have} " and word not in missing:
-            missing.append(match[0])
-    return missing
+    """Names and numbers in `answer` that `source` does not contain."""
+    have = f" {normalize(source)} "
+    return [d for d in names_and_numbers(answer) if f" {normalize(d)} " not in have]
 
 
 # -- running judges ------------------------------------------------------------------------

@@ -1,63 +1,31 @@
 """Run one leaf's pipeline round by round: batched requests, cached replies, decided samples.
 
-Every Ask step sends one request per live candidate of the round to the engine at once, so its
-parallel slots stay full. Each reply is cached as it arrives and each sample is appended to the
-leaf's files the moment a step decides it; a resumed run replays the round from the cache and
-writes only what was not written yet.
+Every Write step sends one request per live candidate of the round to the teacher at once, so
+its parallel slots stay full; every Judged step scores all live candidates in one batch. Each
+reply and each score is cached as it arrives and each sample is appended to the leaf's files
+the moment a step decides it; a resumed run replays the round from the cache and writes only
+what was not written yet.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 from labdesk.errors import Cancelled
 from labdesk.events import Event, Reporter, null_reporter
 from labdesk.generate import templates as t
 from labdesk.generate.candidates import Candidate, derive_seed, to_record
+from labdesk.generate.judges import run_judges
+from labdesk.generate.models import Models, TextModel
 from labdesk.generate.pipelines import Pipeline
 from labdesk.generate.state import LeafFiles, ReplyCache
-from labdesk.generate.steps import Ask, Check, Role
-from labdesk.models.types import GenRequest, GenResult
-
-
-class TextModel(Protocol):
-    """What generation needs of a model: labdesk's Engine, or a one-at-a-time baseline."""
-
-    n_ctx: int
-
-    def generate(
-        self,
-        requests: Sequence[GenRequest],
-        *,
-        on_result: Callable[[int, GenResult], None] | None = None,
-        cancel: threading.Event | None = None,
-    ) -> list[GenResult]: ...
-
-    def chat_prompt(
-        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
-    ) -> str: ...
-
-    def count_tokens(self, text: str) -> int: ...
-
-
-@dataclass(frozen=True)
-class Models:
-    teacher: TextModel
-    judge: TextModel
-    teacher_name: str
-    judge_name: str
-
-    def get(self, role: Role) -> TextModel:
-        return self.teacher if role == "teacher" else self.judge
-
-    def name(self, role: Role) -> str:
-        return self.teacher_name if role == "teacher" else self.judge_name
+from labdesk.generate.steps import Check, Judged, Write
+from labdesk.models.types import GenRequest, GenResult, ScoreRequest, ScoreResult
 
 
 class LeafRun:
@@ -86,79 +54,80 @@ class LeafRun:
         self.tokens: Counter[str] = Counter()
         self.accepted = 0
         self.rejected = 0
-        sample = "\n".join(qa.question + " " + qa.answer for s in pipeline.seeds for qa in s.qa)
-        self._chars_per_token = {
-            role: _chars_per_token(models.get(role), sample) for role in ("teacher", "judge")
-        }
 
     # -- rounds ------------------------------------------------------------------------------
 
     def run_round(
-        self, round_: int, count: int, *, augment_chunks: int | None = None
+        self,
+        round_: int,
+        count: int,
+        accepted: Sequence[dict[str, Any]] = (),
+        *,
+        augment_chunks: int | None = None,
     ) -> list[Candidate]:
         """Build round `round_`'s candidates, take them through every step, decide each one."""
-        candidates = self.pipeline.candidates(round_, count)
+        candidates = self.pipeline.candidates(round_, count, accepted)
         if augment_chunks is not None:  # previews show a few augmentations, not every chunk's
             qa = [c for c in candidates if c.type == "qa"]
             extra = [c for c in candidates if c.type != "qa"]
             candidates = qa + extra[:augment_chunks]
         for step in self.pipeline.steps:
-            if isinstance(step, Ask):
-                self._ask(step, candidates)
+            if isinstance(step, Write):
+                self._write(step, candidates)
+            elif isinstance(step, Judged):
+                self._judge(step, candidates)
             else:
                 self._check(step, candidates)
+            self._check_cancel()
         self._accept(candidates)
         return candidates
 
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("generation stopped; everything decided so far is kept")
+
     # -- steps -------------------------------------------------------------------------------
 
-    def _ask(self, step: Ask, candidates: list[Candidate]) -> None:
+    def _write(self, step: Write, candidates: list[Candidate]) -> None:
         live = [c for c in candidates if c.alive and c.type in step.templates]
         if not live:
             return
-        model = self.models.get(step.role)
-        model_name = self.models.name(step.role)
-        teacher = step.role == "teacher"
-        max_tokens = self.settings.max_new_tokens if teacher else self.settings.judge_max_tokens
-        schema = step.schema(self._string_budget(step, model, max_tokens))
+        model = self.models.teacher
         pending: list[tuple[Candidate, GenRequest, str]] = []
         done = 0
         started = time.perf_counter()
         fresh_tokens = 0
 
-        def finish(candidate: Candidate, result: GenResult) -> None:
+        def finish(candidate: Candidate, request: GenRequest, result: GenResult) -> None:
             nonlocal done
             done += 1
-            self.tokens["teacher" if teacher else "judge"] += result.tokens
+            self.tokens["teacher"] += result.tokens
             self.tokens["prompt"] += result.prompt_tokens
-            if result.value is None:
+            if result.finish_reason == "length":
                 self._reject(
                     candidate,
                     step.name,
-                    f"reply cut off at {max_tokens} tokens before it was complete",
+                    f"cut off: the reply reached its {request.max_tokens}-token budget "
+                    "before it ended",
                 )
-            elif (reason := step.read(candidate, result.value)) is not None:
-                self._reject(candidate, step.name, reason)
+            else:
+                text = result.text.split(t.SEPARATOR)[0].strip()
+                if step.lead is not None:
+                    text = f"{step.lead(candidate)} {text}".strip()
+                candidate.fields[step.field] = text
+                candidate.trace.append((step.field, text))
             elapsed = time.perf_counter() - started
             self._progress(step.name, done, len(live), fresh_tokens / elapsed if elapsed else 0.0)
 
         for candidate in live:
-            prompt = self._prompt(step, candidate, model, max_tokens)
-            if prompt is None:
+            request = self._request(step, candidate, model)
+            if request is None:
                 done += 1
                 continue
-            request = GenRequest(
-                prompt,
-                max_tokens,
-                temperature=self.settings.temperature if teacher else 0.0,
-                top_p=self.settings.top_p if teacher else 1.0,
-                seed=derive_seed(self.settings.seed, candidate.id, step.name),
-                schema=schema,
-            )
-            key = ReplyCache.key(model_name, request)
+            key = ReplyCache.key(self.models.teacher_name, request)
             cached = self.cache.get(key)
             if cached is not None:
-                finish(candidate, cached)
+                finish(candidate, request, cached)
             else:
                 pending.append((candidate, request, key))
         if not pending:
@@ -168,57 +137,91 @@ class LeafRun:
             nonlocal fresh_tokens
             if result.finish_reason == "cancelled":
                 return
-            candidate, _, key = pending[index]
+            candidate, request, key = pending[index]
             fresh_tokens += result.tokens
-            result = replace(result, text=_clean(result.text), value=_clean(result.value))
+            result = replace(result, text=_clean(result.text))
             self.cache.put(key, result)
-            finish(candidate, result)
+            finish(candidate, request, result)
 
         model.generate([r for _, r, _ in pending], on_result=on_result, cancel=self.cancel)
-        if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled("generation stopped; everything decided so far is kept")
 
-    def _string_budget(self, step: Ask, model: TextModel, max_tokens: int) -> int:
-        """Characters the reply's strings may hold so that it closes within `max_tokens`.
-
-        The JSON around the strings is measured with this model's tokenizer; the strings get
-        what is left at a cautious share of the leaf text's characters per token.
-        """
-        skeleton = json.dumps(_skeleton(step.schema(16)))
-        room = max_tokens - model.count_tokens(skeleton) - 2
-        return max(16, int(room * self._chars_per_token[step.role] * 0.6))
-
-    def _prompt(
-        self, step: Ask, candidate: Candidate, model: TextModel, max_tokens: int
-    ) -> str | None:
-        """The chat prompt with as many of the candidate's examples as fit the context window."""
-        name = step.templates[candidate.type]
+    def _request(self, step: Write, candidate: Candidate, model: TextModel) -> GenRequest | None:
+        """The step's request, with as many of the candidate's examples as fit the context."""
+        budget = (
+            self.settings.short_tokens
+            if candidate.type in step.short
+            else self.settings.max_new_tokens
+        )
         values = step.variables(candidate)
-        system = t.render("system_teacher" if step.role == "teacher" else "system_judge")
-        room = model.n_ctx - max_tokens
-        shown = len(candidate.examples) if step.examples else 0
+        values["words"] = str(max(4, int(budget * step.words)))
+        room = model.n_ctx - budget
+        shown = len(candidate.examples)
         while True:
+            examples = candidate.examples[:shown]
             if step.examples is not None:
-                values["examples"] = step.examples(candidate.examples[: max(shown, 1)])
-            prompt = model.chat_prompt(
-                [
-                    {"role": "system", "content": system},
-                    {"role": "user", "content": t.render(name, **values)},
-                ]
-            )
+                values["examples"] = step.examples(examples)
+            prompt = self._prompt(step, candidate, model, values, examples)
             length = model.count_tokens(prompt)
             if length <= room:
-                return prompt
+                break
             if shown <= 1:
                 self._reject(
                     candidate,
                     step.name,
                     f"prompt of {length} tokens does not fit the context window "
-                    f"({model.n_ctx} minus {max_tokens} for the reply): lower "
+                    f"({model.n_ctx} minus {budget} for the reply): lower "
                     "generate.chunk_tokens or shorten the seeds, or raise engine.n_ctx",
                 )
                 return None
             shown -= 1
+        completion = step.style == "completion"
+        stop = (t.SEPARATOR, "\n") if completion and step.short else (t.SEPARATOR,)
+        return GenRequest(
+            prompt,
+            budget,
+            temperature=self.settings.temperature,
+            top_p=self.settings.top_p,
+            seed=derive_seed(self.settings.seed, candidate.id, step.name),
+            stop=stop if completion else model.stop,
+        )
+
+    def _prompt(
+        self,
+        step: Write,
+        candidate: Candidate,
+        model: TextModel,
+        values: dict[str, str],
+        examples: list[Any],
+    ) -> str:
+        text = t.render(step.templates[candidate.type], **values)
+        if step.lead is not None:  # the reply continues the prompt's last line
+            lead = step.lead(candidate)
+            return f"{text} {lead}" if lead else text
+        if step.style == "completion":
+            return text + ("" if text.endswith("\n") else "\n")
+        if step.messages is not None:
+            shown = replace(candidate, examples=examples)
+            return model.chat_prompt(step.messages(shown, text))
+        system = t.render("system_teacher")
+        return model.chat_prompt(
+            [{"role": "system", "content": system}, {"role": "user", "content": text}]
+        )
+
+    def _judge(self, step: Judged, candidates: list[Candidate]) -> None:
+        live = [c for c in candidates if c.alive and c.type in step.types]
+        if not live:
+            return
+        scorer = _CachedScorer(self.models.judge, self.models.judge_name, self.cache, self.tokens)
+        verdicts = run_judges([step.judge], [step.pair(c) for c in live], scorer, self.cancel)
+        for done, (candidate, verdict) in enumerate(zip(live, verdicts, strict=True), 1):
+            found = verdict.get(step.judge.name)
+            if found is None:
+                continue
+            candidate.scores[step.judge.name] = round(found.value, 4)
+            candidate.trace.append((step.name, found.reason))
+            if not found.ok:
+                self._reject(candidate, step.name, found.reason)
+            self._progress(step.name, done, len(live), 0.0)
 
     def _check(self, step: Check, candidates: list[Candidate]) -> None:
         live = [c for c in candidates if c.alive and c.type in step.types]
@@ -241,7 +244,7 @@ class LeafRun:
             self.pipeline.remember(candidate)
             candidate.trace.append(("accepted", ""))
             self.accepted += 1
-            self._write(candidate, accepted=True)
+            self._record(candidate, accepted=True)
         self._progress("accept", len(candidates), len(candidates), 0.0)
 
     # -- decisions ---------------------------------------------------------------------------
@@ -249,9 +252,9 @@ class LeafRun:
     def _reject(self, candidate: Candidate, step: str, reason: str) -> None:
         candidate.reject(step, reason)
         self.rejected += 1
-        self._write(candidate, accepted=False)
+        self._record(candidate, accepted=False)
 
-    def _write(self, candidate: Candidate, *, accepted: bool) -> None:
+    def _record(self, candidate: Candidate, *, accepted: bool) -> None:
         if self.files is None or candidate.id in self.decided:
             return
         user = self.pipeline.user_message(candidate)
@@ -275,27 +278,39 @@ class LeafRun:
         )
 
 
-def _clean(value: Any) -> Any:
-    """`value` without lone surrogates: JSON allows "\\udfff" escapes, UTF-8 files do not."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
+class _Scorer(Protocol):
+    def score(
+        self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
+    ) -> list[ScoreResult]: ...
 
 
-def _skeleton(schema: dict[str, Any]) -> Any:
-    """The reply with empty strings and the longest enum values: its fixed JSON part."""
-    if "enum" in schema:
-        return max(schema["enum"], key=lambda v: len(json.dumps(v)))
-    if schema.get("type") == "object":
-        return {name: _skeleton(sub) for name, sub in schema["properties"].items()}
-    return ""
+class _CachedScorer:
+    """The judge model with its scores cached in the leaf's reply cache (for resuming)."""
+
+    def __init__(self, model: TextModel, name: str, cache: ReplyCache, tokens: Counter[str]):
+        self.model = model
+        self.name = name
+        self.cache = cache
+        self.tokens = tokens
+        self.chat_prompt: Callable[..., str] = model.chat_prompt
+        self.count_tokens: Callable[[str], int] = model.count_tokens
+
+    def score(
+        self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
+    ) -> list[ScoreResult]:
+        keys = [ReplyCache.score_key(self.name, r) for r in requests]
+        found: list[ScoreResult | None] = [self.cache.get_score(k) for k in keys]
+        todo = [i for i, r in enumerate(found) if r is None]
+        if todo:
+            fresh = self.model.score([requests[i] for i in todo], cancel=cancel)
+            for i, result in zip(todo, fresh, strict=True):
+                self.cache.put_score(keys[i], result)
+                found[i] = result
+                self.tokens["judge"] += len(result.tokens)
+                self.tokens["prompt"] += result.prompt_tokens
+        return [r for r in found if r is not None]
 
 
-def _chars_per_token(model: TextModel, sample: str) -> float:
-    """How many characters one token of this model's tokenizer holds on the leaf's own text."""
-    sample = sample[:4000] or "The quick brown fox jumps over the lazy dog."
-    return min(6.0, max(1.0, len(sample) / max(1, model.count_tokens(sample))))
+def _clean(text: str) -> str:
+    """`text` without lone surrogates, which UTF-8 files cannot hold."""
+    return text.encode("utf-8", "replace").decode("utf-8")

@@ -1,11 +1,14 @@
 """The three LAB pipelines as sequences of small named steps.
 
-Knowledge: write Q&A from each document chunk in the style of the seed Q&A → the question must
-stand alone → the answer must be faithful to the chunk → and relevant to the question; plus a
-summary and the key facts of each chunk as extra training text. Freeform skill: new questions
-like the seeds → judge the question → answer → judge the pair (1–3). Grounded skill: new
-contexts like the seeds' → a question on each → an answer from the context only → a pair judge
-that also fails unsupported answers.
+Knowledge: the documents are cut into facts (sentences, with the headings they sit under); for
+each fact the teacher writes questions in the style of the seed Q&A (several per fact, each
+candidate its own draw of seeds, so the fact comes in more than one wording), each asking for
+one of the fact's names or numbers and opened for the teacher ("In which year", "How many"), a
+form a small model completes well; the fact itself is the answer; judges keep questions that stand alone and answers the fact supports, that
+answer their question and that end where they should. Each chunk also gets a summary, learnt
+whole. Freeform skill: new requests like the seeds → a response, with the seeds as earlier turns
+of the conversation → judged on task, finished, not copied. Grounded skill: new source texts
+like the seeds' → a request on each → a response from the text → the same judges, plus grounded.
 
 A pipeline only describes the work; `labdesk.generate.leafrun` runs it.
 """
@@ -13,35 +16,34 @@ A pipeline only describes the work; `labdesk.generate.leafrun` runs it.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from labdesk.generate import templates as t
 from labdesk.generate.candidates import Candidate, SampleType, candidate_id, derive_seed
 from labdesk.generate.filters import Blocklist, NearDuplicates, quality_problem
-from labdesk.generate.steps import (
-    Ask,
-    Check,
-    Step,
-    require_score,
-    require_yes,
-    score_schema,
-    store,
-    strings,
-    verdict_schema,
+from labdesk.generate.judges import (
+    AnswersQuestion,
+    Finished,
+    Grounded,
+    NotCopied,
+    OnTask,
+    Pair,
+    Standalone,
 )
+from labdesk.generate.steps import Check, Judged, Step, Write
+from labdesk.names import question_lead
 from labdesk.taxonomy.leaves import Leaf, Seed
 
 if TYPE_CHECKING:
     from labdesk.documents import Chunk
+    from labdesk.documents.facts import Fact
     from labdesk.recipes import GenerateSettings
 
-# Which templates turn an accepted candidate into the training sample's user message.
-_TRAIN_TEMPLATES: dict[SampleType, str] = {
-    "summary": "train_summary",
-    "key_facts": "train_key_facts",
-}
+NOTHING_TO_ASK = "NONE"
+_SUMMARY_REQUEST = "Summarize the passage."
 
 
 @dataclass
@@ -73,50 +75,72 @@ class Pipeline:
     seeds: list[Seed]
     """The seeds the teacher may see (held-out ones are not here)."""
     chunks: list[Chunk]
+    facts: list[Fact]
     settings: GenerateSettings
     steps: tuple[Step, ...]
     _shared: _Shared
 
-    def candidates(self, round_: int, count: int) -> list[Candidate]:
-        """Round `round_`'s candidates: `count` Q&A ones (+ chunk augmentations in round 0)."""
+    @property
+    def target(self) -> int:
+        """Accepted Q&A the leaf aims for: per fact for knowledge, per leaf for skills."""
+        if self.leaf.kind == "knowledge":
+            return len(self.facts) * self.settings.questions_per_fact
+        return self.settings.samples_per_leaf
+
+    def candidates(
+        self, round_: int, count: int, accepted: Sequence[dict[str, Any]] = ()
+    ) -> list[Candidate]:
+        """Round `round_`'s candidates: `count` Q&A ones (+ chunk summaries in round 0).
+
+        Each candidate draws its own seed examples (diversity); a knowledge candidate asks about
+        the fact with the fewest accepted questions so far (earlier rounds' records), so every
+        fact is covered before any gets more.
+        """
         slug = self.leaf.slug
-        # One draw of examples per round, shared by the round's candidates: their prompts then
-        # share a long prefix the engine computes once for the whole batch. Rounds differ.
-        rng = random.Random(derive_seed(self.settings.seed, slug, round_, "examples"))
-        examples = rng.sample(self.seeds, min(self.settings.examples_per_prompt, len(self.seeds)))
+        facts = self._plan_facts(count, accepted) if self.facts else []
         made = []
         for index in range(count):
-            chunk = (
-                self.chunks[(index + round_ * count) % len(self.chunks)] if self.chunks else None
+            cid = candidate_id(slug, round_, index, "qa")
+            rng = random.Random(derive_seed(self.settings.seed, cid, "examples"))
+            examples = rng.sample(
+                self.seeds, min(self.settings.examples_per_prompt, len(self.seeds))
             )
-            made.append(
-                Candidate(
-                    candidate_id(slug, round_, index, "qa"),
-                    round_,
-                    index,
-                    "qa",
-                    examples,
-                    chunk,
-                )
-            )
+            fact, nth = facts[index] if facts else (None, 0)
+            chunk = fact.chunk if fact else None
+            candidate = Candidate(cid, round_, index, "qa", examples, chunk, fact)
+            if fact is not None and (terms := fact.terms()):
+                candidate.asks = terms[nth % len(terms)]  # a fact's questions ask for each in turn
+            if fact is not None and self.settings.knowledge_answers == "fact":
+                candidate.fields["answer"] = fact.text
+            made.append(candidate)
         if round_ == 0 and self.leaf.kind == "knowledge":
             for type_ in self.settings.augmentations:
                 for number, chunk in enumerate(self.chunks):
-                    made.append(
-                        Candidate(
-                            candidate_id(slug, 0, number, type_), 0, len(made), type_, [], chunk
-                        )
-                    )
+                    cid = candidate_id(slug, 0, number, type_)
+                    made.append(Candidate(cid, 0, len(made), type_, [], chunk))
         return made
+
+    def _plan_facts(self, count: int, accepted: Sequence[dict[str, Any]]) -> list[tuple[Fact, int]]:
+        """The fact of each of `count` questions, and how many that fact had before it."""
+        have = Counter(
+            (r["metadata"].get("fact") or {}).get("text")
+            for r in accepted
+            if r["metadata"]["type"] == "qa"
+        )
+        load = [have.get(f.text, 0) for f in self.facts]
+        plan = []
+        for _ in range(count):
+            pick = min(range(len(self.facts)), key=lambda i: (load[i], i))
+            plan.append((self.facts[pick], load[pick]))
+            load[pick] += 1
+        return plan
 
     def user_message(self, candidate: Candidate) -> str:
         """The training sample's user turn."""
-        if candidate.type in _TRAIN_TEMPLATES:
+        if candidate.type == "summary":
             assert candidate.chunk is not None
             return t.render(
-                _TRAIN_TEMPLATES[candidate.type],
-                outline=self.leaf.task_description,
-                chunk=candidate.chunk.text,
+                "train_summary", outline=self.leaf.task_description, chunk=candidate.chunk.text
             )
         question = candidate.fields.get("question", "")
         if self.leaf.kind == "grounded_skill":
@@ -157,13 +181,15 @@ class Pipeline:
 
 
 def dedup_text(type_: str, user: str, answer: str) -> str:
-    # Augmentations share their user turn (the chunk) with each other: compare the answer only.
+    # Summaries share their user turn (the chunk) with each other: compare the answer only.
     return f"{user}\n{answer}" if type_ == "qa" else f"{type_}: {answer}"
 
 
 def build_pipeline(
     leaf: Leaf, seeds: list[Seed], chunks: list[Chunk], settings: GenerateSettings
 ) -> Pipeline:
+    from labdesk.documents.facts import chunk_facts
+
     shared = _Shared(
         leaf, settings, Blocklist(settings.blocklist), Memory.empty(settings.dedup_threshold)
     )
@@ -172,7 +198,8 @@ def build_pipeline(
         "freeform_skill": _freeform_steps,
         "grounded_skill": _grounded_steps,
     }
-    return Pipeline(leaf, seeds, chunks, settings, builders[leaf.kind](shared), shared)
+    facts = [fact for chunk in chunks for fact in chunk_facts(chunk)]
+    return Pipeline(leaf, seeds, chunks, facts, settings, builders[leaf.kind](shared), shared)
 
 
 # -- step helpers shared by the pipelines ---------------------------------------------------
@@ -201,6 +228,21 @@ def _filter(
     return Check(name, run, types)
 
 
+def _question_filter(shared: _Shared) -> Check:
+    """A question, or the teacher's word that the fact holds nothing worth asking."""
+    quality = _filter("filter_question", "question", shared)
+
+    def run(candidate: Candidate) -> str | None:
+        question = candidate.fields.get("question", "").strip()
+        if question.rstrip(".").upper() == NOTHING_TO_ASK:
+            return "the teacher found nothing worth asking in this fact"
+        if not question.endswith("?") and candidate.fact is not None:
+            return "not a question (no question mark)"
+        return quality.run(candidate)
+
+    return Check("filter_question", run, frozenset({"qa"}))  # a summary has no question
+
+
 def _dedup(
     name: str, field: str, index: Callable[[Memory], NearDuplicates], shared: _Shared
 ) -> Check:
@@ -217,187 +259,197 @@ def _dedup(
     return Check(name, run, frozenset({"qa"}))
 
 
-def _dedup_questions(shared: _Shared) -> Check:
-    return _dedup("dedup_question", "question", lambda m: m.questions, shared)
+def _seed_answers(candidate: Candidate) -> tuple[str, ...]:
+    return tuple(qa.answer for seed in candidate.examples for qa in seed.qa)
 
 
-def _dedup_contexts(shared: _Shared) -> Check:
-    return _dedup("dedup_context", "context", lambda m: m.contexts, shared)
+def _skill_judges(shared: _Shared) -> tuple[Step, ...]:
+    """Not copied, finished and on task: what every skill response must be."""
+    judges = shared.settings.judges
+
+    def pair(candidate: Candidate) -> Pair:
+        return Pair(
+            kind=shared.leaf.kind,
+            question=candidate.fields["question"],
+            answer=candidate.fields["answer"],
+            passage=candidate.fields.get("context", ""),
+            task=shared.leaf.task_description,
+            examples=_seed_answers(candidate),
+        )
+
+    steps: tuple[Step, ...] = (
+        Judged(NotCopied(), pair),
+        Judged(Finished(minimum=judges.finished), pair),
+        Judged(OnTask(margin=judges.on_task), pair),
+    )
+    if shared.leaf.kind == "grounded_skill":
+        steps += (Judged(Grounded(margin=judges.grounded), pair),)
+    return steps
 
 
-def _task(shared: _Shared) -> str:
-    return shared.leaf.task_description
+def _skill_answer_messages(shared: _Shared) -> Callable[[Candidate, str], list[dict[str, str]]]:
+    """The task as the system message, the seed examples as earlier turns, then the request."""
 
+    def messages(candidate: Candidate, system: str) -> list[dict[str, str]]:
+        turns = [{"role": "system", "content": system}]
+        for seed in candidate.examples:
+            qa = seed.qa[0]
+            request = f"{seed.context.strip()}\n\n{qa.question}" if seed.context else qa.question
+            turns += [
+                {"role": "user", "content": request},
+                {"role": "assistant", "content": qa.answer.strip()},
+            ]
+        context = candidate.fields.get("context")
+        question = candidate.fields["question"]
+        turns.append(
+            {"role": "user", "content": f"{context}\n\n{question}" if context else question}
+        )
+        return turns
 
-def _context_block(candidate: Candidate) -> str:
-    context = candidate.fields.get("context")
-    return f"\nThe source text:\n<context>\n{context}\n</context>\n" if context else ""
+    return messages
 
 
 # -- knowledge ------------------------------------------------------------------------------
 
 
 def _knowledge_steps(shared: _Shared) -> tuple[Step, ...]:
-    def chunk_vars(candidate: Candidate) -> dict[str, str]:
+    judges = shared.settings.judges
+    outline = " ".join(shared.leaf.task_description.split())
+
+    def fact(candidate: Candidate) -> str:
+        assert candidate.fact is not None
+        return candidate.fact.shown()
+
+    def qa_pair(candidate: Candidate) -> Pair:
+        return Pair(
+            kind="knowledge",
+            question=candidate.fields["question"],
+            answer=candidate.fields["answer"],
+            passage=fact(candidate),
+            task=outline,
+            examples=_seed_answers(candidate),
+        )
+
+    def summary_pair(candidate: Candidate) -> Pair:
         assert candidate.chunk is not None
-        return {"outline": shared.leaf.task_description, "chunk": candidate.chunk.text}
+        return Pair(
+            kind="knowledge",
+            question=_SUMMARY_REQUEST,
+            answer=candidate.fields["answer"],
+            passage=candidate.chunk.text,
+            task=outline,
+        )
 
-    def qa_vars(candidate: Candidate) -> dict[str, str]:
-        return {"question": candidate.fields["question"], "answer": candidate.fields["answer"]}
+    def question_pair(candidate: Candidate) -> Pair:
+        return Pair("knowledge", candidate.fields["question"], "", fact(candidate))
 
-    def faithful_vars(candidate: Candidate) -> dict[str, str]:
-        return {**chunk_vars(candidate), "answer": candidate.fields["answer"]}
-
-    augmented = frozenset(shared.settings.augmentations)
+    summaries = frozenset(shared.settings.augmentations)
+    teacher_answers = shared.settings.knowledge_answers == "teacher"
+    answered: dict[SampleType, str] = {"qa": "knowledge_answer"} if teacher_answers else {}
     return (
-        Ask(
-            "write_qa",
-            "teacher",
-            {"qa": "knowledge_qa"},
-            lambda budget: strings(budget, question=0.3, answer=0.7),
-            chunk_vars,
-            store("question", "answer"),
-            examples=t.show_knowledge,
+        Write(
+            "write_question",
+            "question",
+            {"qa": "knowledge_question"},
+            lambda c: {"outline": outline, "fact": fact(c), "asks": c.asks or "all of it"},
+            style="completion",
+            examples=t.show_fact_questions,
+            lead=lambda c: question_lead(c.asks) if c.asks else "",
+            short=frozenset({"qa"}),
+            words=0.5,
         ),
-        Ask(
-            "write_augmentation",
-            "teacher",
-            {"summary": "knowledge_summary", "key_facts": "knowledge_key_facts"},
-            lambda budget: strings(budget, text=1.0),
-            chunk_vars,
-            store("text", into={"text": "answer"}),
+        _question_filter(shared),
+        Judged(Standalone(), question_pair),
+        _dedup("dedup_question", "question", lambda m: m.questions, shared),
+        Write(
+            "write_answer",
+            "answer",
+            {**answered, **dict.fromkeys(summaries, "knowledge_summary")},
+            lambda c: {
+                "fact": fact(c) if c.type == "qa" else "",
+                "question": c.fields.get("question", ""),
+                "chunk": c.chunk.text if c.chunk else "",
+            },
+            short=frozenset({"qa"}),
         ),
-        _filter("filter_question", "question", shared),
         _filter(
-            "filter_answer", "answer", shared, min_words=1, types=frozenset({"qa", *augmented})
+            "filter_answer", "answer", shared, min_words=1, types=frozenset({"qa", *summaries})
         ),
-        _dedup_questions(shared),
-        Ask(
-            "judge_standalone",
-            "judge",
-            {"qa": "judge_standalone"},
-            verdict_schema,
-            lambda c: {"question": c.fields["question"]},
-            require_yes("standalone"),
+        # An answer that is the fact itself is grounded, finished and not copied by making.
+        *(
+            (
+                Judged(NotCopied(), qa_pair),
+                Judged(Finished(minimum=judges.finished), qa_pair),
+                Judged(Grounded(margin=judges.grounded), qa_pair),
+            )
+            if teacher_answers
+            else ()
         ),
-        Ask(
-            "judge_faithfulness",
-            "judge",
-            dict.fromkeys(("qa", *augmented), "judge_faithfulness"),
-            verdict_schema,
-            faithful_vars,
-            require_yes("faithful"),
-        ),
-        Ask(
-            "judge_relevance",
-            "judge",
-            {"qa": "judge_relevance"},
-            verdict_schema,
-            qa_vars,
-            require_yes("relevant"),
-        ),
+        Judged(Finished(minimum=judges.finished), summary_pair, summaries),
+        Judged(Grounded(margin=judges.grounded), summary_pair, summaries),
+        Judged(AnswersQuestion(margin=judges.answers_question), qa_pair),
     )
 
 
 # -- skills ---------------------------------------------------------------------------------
 
 
-def _judge_question(shared: _Shared) -> Ask:
-    return Ask(
-        "judge_question",
-        "judge",
-        {"qa": "judge_question"},
-        verdict_schema,
-        lambda c: {
-            "task": _task(shared),
-            "question": c.fields["question"],
-            "context_block": _context_block(c),
-        },
-        require_yes("good_question"),
-    )
-
-
-def _judge_pair(shared: _Shared) -> Ask:
-    return Ask(
-        "judge_pair",
-        "judge",
-        {"qa": "judge_pair"},
-        score_schema,
-        lambda c: {
-            "task": _task(shared),
-            "question": c.fields["question"],
-            "answer": c.fields["answer"],
-            "context_block": _context_block(c),
-        },
-        require_score("pair_score", shared.settings.min_pair_score),
-    )
-
-
 def _freeform_steps(shared: _Shared) -> tuple[Step, ...]:
+    task = shared.leaf.task_description
     return (
-        Ask(
+        Write(
             "write_question",
-            "teacher",
+            "question",
             {"qa": "skill_question"},
-            lambda budget: strings(budget, question=1.0),
-            lambda c: {"task": _task(shared)},
-            store("question"),
-            examples=t.show_questions,
+            lambda c: {"task": task},
+            style="completion",
+            examples=t.show_requests,
+            words=0.5,
         ),
         _filter("filter_question", "question", shared),
-        _dedup_questions(shared),
-        _judge_question(shared),
-        Ask(
+        _dedup("dedup_question", "question", lambda m: m.questions, shared),
+        Write(
             "write_answer",
-            "teacher",
+            "answer",
             {"qa": "skill_answer"},
-            lambda budget: strings(budget, answer=1.0),
-            lambda c: {"task": _task(shared), "question": c.fields["question"]},
-            store("answer"),
-            examples=t.show_pairs,
+            lambda c: {"task": task},
+            messages=_skill_answer_messages(shared),
         ),
         _filter("filter_answer", "answer", shared, min_words=1),
-        _judge_pair(shared),
+        *_skill_judges(shared),
     )
 
 
 def _grounded_steps(shared: _Shared) -> tuple[Step, ...]:
+    task = shared.leaf.task_description
     return (
-        Ask(
+        Write(
             "write_context",
-            "teacher",
+            "context",
             {"qa": "grounded_context"},
-            lambda budget: strings(budget, context=1.0),
-            lambda c: {"task": _task(shared)},
-            store("context"),
+            lambda c: {"task": task},
+            style="completion",
             examples=t.show_contexts,
         ),
         _filter("filter_context", "context", shared, min_words=4),
-        _dedup_contexts(shared),
-        Ask(
+        _dedup("dedup_context", "context", lambda m: m.contexts, shared),
+        Write(
             "write_question",
-            "teacher",
+            "question",
             {"qa": "grounded_question"},
-            lambda budget: strings(budget, question=1.0),
-            lambda c: {"task": _task(shared), "context": c.fields["context"]},
-            store("question"),
-            examples=t.show_context_questions,
+            lambda c: {"task": task, "context": c.fields["context"]},
+            style="completion",
+            examples=t.show_context_requests,
+            words=0.5,
         ),
         _filter("filter_question", "question", shared),
-        _judge_question(shared),
-        Ask(
+        Write(
             "write_answer",
-            "teacher",
-            {"qa": "grounded_answer"},
-            lambda budget: strings(budget, answer=1.0),
-            lambda c: {
-                "task": _task(shared),
-                "question": c.fields["question"],
-                "context": c.fields["context"],
-            },
-            store("answer"),
-            examples=t.show_pairs,
+            "answer",
+            {"qa": "skill_answer"},
+            lambda c: {"task": task},
+            messages=_skill_answer_messages(shared),
         ),
         _filter("filter_answer", "answer", shared, min_words=1),
-        _judge_pair(shared),
+        *_skill_judges(shared),
     )

@@ -2,7 +2,10 @@
 
 A leaf is skipped when its manifest says it was completed from the same content hash, the same
 recipe `generate` section, the same models and the same prompt templates; a leaf whose manifest
-matches but is incomplete is resumed; any other leaf starts afresh, alone.
+matches but is incomplete is resumed; any other leaf starts afresh, alone — keeping its reply
+cache, so a settings change that leaves a request as it was costs nothing for that request.
+A round that accepts nothing ends the leaf at once: more rounds of the same prompts would
+only spend the teacher's time on the same failures.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labdesk.errors import ConfigError
 from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import write_json
-from labdesk.generate.candidates import Candidate, derive_seed
-from labdesk.generate.leafrun import LeafRun, Models
+from labdesk.generate.leafrun import LeafRun
+from labdesk.generate.models import Models, load_models
 from labdesk.generate.pipelines import Pipeline, build_pipeline
 from labdesk.generate.report import GenerationReport, LeafReport
+from labdesk.generate.selection import select_leaves, split_seeds
 from labdesk.generate.state import WRITER, LeafFiles
 from labdesk.generate.templates import templates_fingerprint
 from labdesk.runs import RunPaths
@@ -29,7 +32,7 @@ from labdesk.taxonomy.leaves import Leaf, Seed, leaf_slug
 
 if TYPE_CHECKING:
     from labdesk.documents import Chunk
-    from labdesk.recipes import GenerateSettings, ModelRef, Recipe
+    from labdesk.recipes import GenerateSettings, Recipe
     from labdesk.taxonomy import Taxonomy
     from labdesk.workspace import Workspace
 
@@ -54,6 +57,8 @@ def run_generation(
     chosen = select_leaves(taxonomy.leaves, leaves)
     models = load_models(recipe, ws)
     if preview is not None:
+        from labdesk.generate.preview import preview_leaves
+
         return preview_leaves(
             chosen, recipe, models, ws=ws, count=preview, reporter=reporter, cancel=cancel
         )
@@ -68,53 +73,6 @@ def run_generation(
         reporter=reporter,
         cancel=cancel,
     )
-
-
-def select_leaves(all_leaves: Sequence[Leaf], wanted: Sequence[str] | None) -> list[Leaf]:
-    if not wanted:
-        return list(all_leaves)
-    chosen: list[Leaf] = []
-    for item in wanted:
-        prefix = item.strip("/")
-        matched = [
-            leaf
-            for leaf in all_leaves
-            if leaf.path == prefix or leaf.path.startswith(prefix + "/") or str(leaf.file) == item
-        ]
-        if not matched:
-            raise ConfigError(
-                f"no leaf '{item}' in the taxonomy",
-                hint="give a leaf's folder relative to the taxonomy root; "
-                f"e.g. {', '.join(leaf.path for leaf in all_leaves[:3])}",
-            )
-        chosen += [leaf for leaf in matched if leaf not in chosen]
-    return chosen
-
-
-def load_models(recipe: Recipe, ws: Workspace) -> Models:
-    """The teacher and the judge (the teacher itself unless the recipe names a judge)."""
-    from labdesk.models.engine import Engine
-
-    teacher_path = model_file(recipe.teacher, ws)
-    teacher = Engine.load(teacher_path, recipe.engine)
-    teacher_name = model_identity(recipe.teacher, teacher_path)
-    if recipe.judge is None:
-        return Models(teacher, teacher, teacher_name, teacher_name)
-    judge_path = model_file(recipe.judge, ws)
-    judge = Engine.load(judge_path, recipe.engine)
-    return Models(teacher, judge, teacher_name, model_identity(recipe.judge, judge_path))
-
-
-def model_file(ref: ModelRef, ws: Workspace) -> Path:
-    from labdesk.models.store import resolve_model
-
-    return resolve_model(ref, ws, want="gguf")
-
-
-def model_identity(ref: ModelRef, path: Path) -> str:
-    """What names a model for the manifest: where it comes from and the file's size."""
-    size = path.stat().st_size if path.exists() else -1
-    return f"{ref.label()}@{ref.revision or ''}:{ref.sha256 or ''}:{path.name}:{size}"
 
 
 # -- generation --------------------------------------------------------------------------------
@@ -210,7 +168,7 @@ def generate_leaf(
     session_start = time.perf_counter()
     elapsed_before = float(manifest["elapsed_s"])
 
-    pipeline, held_out = _leaf_pipeline(leaf, settings, models, ws)
+    pipeline, held_out = leaf_pipeline(leaf, settings, models, ws)
     write_json(files.heldout, [_seed_json(s) for s in held_out])
     accepted, rejected = files.records()
     decided = {r["metadata"]["id"] for r in accepted + rejected}
@@ -228,29 +186,37 @@ def generate_leaf(
             _STAGE,
             "start",
             f"{'resuming' if resuming else 'generating'} {leaf.kind.replace('_', ' ')}: "
-            f"{settings.samples_per_leaf} samples, {len(pipeline.seeds)} seeds shown, "
+            f"{pipeline.target} samples, {len(pipeline.seeds)} seeds shown, "
             f"{len(held_out)} held out"
-            + (f", {len(pipeline.chunks)} chunks" if pipeline.chunks else ""),
+            + (
+                f", {len(pipeline.chunks)} chunks, {len(pipeline.facts)} facts"
+                if pipeline.chunks
+                else ""
+            ),
             leaf=leaf.path,
         )
     )
     round_ = int(manifest["rounds_done"])
     tokens = dict(manifest["tokens"])
+    target = pipeline.target
+    barren = False
     while round_ < settings.max_rounds:
         before = [r for r in accepted if r["metadata"]["round"] < round_]
-        need = settings.samples_per_leaf - sum(1 for r in before if r["metadata"]["type"] == "qa")
-        if need <= 0:
+        need = target - sum(1 for r in before if r["metadata"]["type"] == "qa")
+        last = [r for r in before if r["metadata"]["round"] == round_ - 1]
+        barren = round_ > 0 and not [r for r in last if r["metadata"]["type"] == "qa"]
+        if need <= 0 or barren:
             break
         count = candidates_for(
             need,
             [r for r in accepted + rejected if r["metadata"]["round"] < round_],
-            settings.samples_per_leaf,
+            target,
             settings.overgenerate,
             round_,
         )
         pipeline.start_round(before)
         run.tokens.clear()
-        run.run_round(round_, count)
+        run.run_round(round_, count, before)
         round_ += 1
         for name, value in run.tokens.items():
             tokens[name] = tokens.get(name, 0) + value
@@ -266,7 +232,7 @@ def generate_leaf(
         leaf.path,
         leaf.kind,
         "resumed" if resuming else "generated",
-        settings.samples_per_leaf,
+        target,
         rounds=round_,
         teacher_tokens=tokens.get("teacher", 0),
         judge_tokens=tokens.get("judge", 0),
@@ -276,16 +242,20 @@ def generate_leaf(
     )
     report.count(accepted, rejected)
     if not report.reached:
+        why = (
+            f"round {round_} accepted nothing, so the leaf stopped early"
+            if barren
+            else "generate.max_rounds"
+        )
         report.note = (
             f"{report.accepted_qa} of {report.target} samples after {round_} rounds "
-            f"(generate.max_rounds): {report.explain()}"
+            f"({why}): {report.explain()}"
         )
         reporter(Event(_STAGE, "warning", report.note, leaf=leaf.path))
     for path in (files.accepted, files.rejected):  # both exist, even empty: the report says why
         path.touch()
     manifest.update(complete=True, report=report.to_json())
     files.write_manifest(manifest)
-    files.drop_cache()
     reporter(
         Event(
             _STAGE,
@@ -321,19 +291,6 @@ def candidates_for(
     return max(1, min(4 * target, math.ceil(need * factor)))
 
 
-def split_seeds(leaf: Leaf, held_out: int, seed: int) -> tuple[list[Seed], list[Seed]]:
-    """(seeds the teacher sees, seeds kept back for evaluation), a stable choice per leaf.
-
-    At least one seed always stays with the teacher: a leaf with fewer seeds holds back fewer.
-    """
-    order = sorted(
-        range(len(leaf.seeds)), key=lambda i: derive_seed(seed, leaf.content_hash, "heldout", i)
-    )
-    keep_back = set(order[: max(0, min(held_out, len(leaf.seeds) - 1))])
-    shown = [s for i, s in enumerate(leaf.seeds) if i not in keep_back]
-    return shown, [s for i, s in enumerate(leaf.seeds) if i in keep_back]
-
-
 def _seed_json(seed: Seed) -> dict[str, Any]:
     return {
         "context": seed.context,
@@ -341,7 +298,7 @@ def _seed_json(seed: Seed) -> dict[str, Any]:
     }
 
 
-def _leaf_pipeline(
+def leaf_pipeline(
     leaf: Leaf, settings: GenerateSettings, models: Models, ws: Workspace
 ) -> tuple[Pipeline, list[Seed]]:
     """The leaf's pipeline over the seeds the teacher sees (and its chunks), and the held-out
@@ -373,7 +330,7 @@ def _prune_stale(paths: RunPaths, known: set[str], reporter: Reporter) -> None:
     for manifest in sorted(paths.generated.glob("*.manifest.json")):
         slug = manifest.name.removesuffix(".manifest.json")
         if slug not in known:
-            LeafFiles(paths, slug).reset()
+            LeafFiles(paths, slug).remove()
             reporter(Event(_STAGE, "message", f"removed data of {slug}: no longer in the taxonomy"))
 
 
@@ -392,58 +349,3 @@ def _merged_report(paths: RunPaths, report: GenerationReport) -> GenerationRepor
             if leaf.leaf not in mine and paths.leaf_manifest(leaf_slug(leaf.leaf)).exists()
         ]
     return GenerationReport(others + report.leaves, report.seconds)
-
-
-# -- preview -----------------------------------------------------------------------------------
-
-
-def preview_leaves(
-    leaves: Sequence[Leaf],
-    recipe: Recipe,
-    models: Models,
-    *,
-    ws: Workspace,
-    count: int,
-    reporter: Reporter = null_reporter,
-    cancel: threading.Event | None = None,
-) -> GenerationReport:
-    """Run `count` candidates per leaf through every step, writing nothing; keep the verdicts."""
-    settings = recipe.generate
-    reports = []
-    started = time.perf_counter()
-    for leaf in leaves:
-        pipeline, held_out = _leaf_pipeline(leaf, settings, models, ws)
-        pipeline.start_round([])
-        run = LeafRun(
-            pipeline, models, system_prompt=recipe.system_prompt, reporter=reporter, cancel=cancel
-        )
-        leaf_started = time.perf_counter()
-        candidates = run.run_round(0, count, augment_chunks=2)
-        report = LeafReport(
-            leaf.path,
-            leaf.kind,
-            "preview",
-            count,
-            teacher_tokens=run.tokens["teacher"],
-            judge_tokens=run.tokens["judge"],
-            prompt_tokens=run.tokens["prompt"],
-            seconds=round(time.perf_counter() - leaf_started, 3),
-            held_out=len(held_out),
-        )
-        report.samples = [_preview_sample(c) for c in candidates]
-        report.accepted = sum(1 for c in candidates if c.alive)
-        report.accepted_qa = sum(1 for c in candidates if c.alive and c.type == "qa")
-        report.rejected = len(candidates) - report.accepted
-        reports.append(report)
-    return GenerationReport(reports, time.perf_counter() - started)
-
-
-def _preview_sample(candidate: Candidate) -> dict[str, Any]:
-    return {
-        "id": candidate.id,
-        "type": candidate.type,
-        "accepted": candidate.alive,
-        "step": candidate.rejection[0] if candidate.rejection else None,
-        "reason": candidate.rejection[1] if candidate.rejection else None,
-        "trace": [list(item) for item in candidate.trace],
-    }

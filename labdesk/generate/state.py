@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from labdesk.fileio import read_jsonl, truncate_torn_tail, write_json
-from labdesk.models.types import GenRequest, GenResult
+from labdesk.models.types import GenRequest, GenResult, ScoreRequest, ScoreResult
 from labdesk.runs import RunPaths
 
 FSYNC_INTERVAL = 1.0  # seconds
@@ -146,12 +146,19 @@ class LeafFiles:
         self._records: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
 
     def reset(self) -> None:
-        """Forget everything generated for this leaf (its inputs changed)."""
+        """Forget the samples of this leaf (its inputs changed). The reply cache stays: its
+        keys hold everything that determines a reply, so a request that did not change is
+        answered from it again."""
         WRITER.flush()
-        for path in (self.accepted, self.rejected, self.heldout, self.manifest, self.cache):
+        for path in (self.accepted, self.rejected, self.heldout, self.manifest):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         self._records = ([], [])
+
+    def remove(self) -> None:
+        """Everything of this leaf, its reply cache too (the leaf left the taxonomy)."""
+        self.reset()
+        self.cache.unlink(missing_ok=True)
 
     def read_manifest(self) -> dict[str, Any] | None:
         try:
@@ -174,11 +181,6 @@ class LeafFiles:
                 truncate_torn_tail(path)
             self._records = (read_jsonl(self.accepted), read_jsonl(self.rejected))
         return list(self._records[0]), list(self._records[1])
-
-    def drop_cache(self) -> None:
-        """The reply cache only serves resuming: a complete leaf no longer needs it."""
-        WRITER.flush()
-        self.cache.unlink(missing_ok=True)
 
     def append(self, record: dict[str, Any], *, accepted: bool) -> None:
         """Decide a sample: kept at once, on disk within moments (see WRITER)."""
@@ -212,7 +214,9 @@ class ReplyCache:
                 request.temperature,
                 request.top_p,
                 request.seed,
+                request.stop,
                 request.schema,
+                request.pattern,
             ],
             sort_keys=True,
         )
@@ -234,6 +238,28 @@ class ReplyCache:
             "prompt_tokens": result.prompt_tokens,
             "finish_reason": result.finish_reason,
             "value": result.value,
+        }
+        self._replies[key] = row
+        if self.path is not None:
+            WRITER.append(self.path, row)
+
+    @staticmethod
+    def score_key(model: str, request: ScoreRequest) -> str:
+        blob = json.dumps([model, "score", request.prompt, request.continuation])
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def get_score(self, key: str) -> ScoreResult | None:
+        row = self._replies.get(key)
+        if row is None or "logprobs" not in row:
+            return None
+        return ScoreResult(row["tokens"], row["logprobs"], row["prompt_tokens"])
+
+    def put_score(self, key: str, result: ScoreResult) -> None:
+        row = {
+            "key": key,
+            "tokens": result.tokens,
+            "logprobs": result.logprobs,
+            "prompt_tokens": result.prompt_tokens,
         }
         self._replies[key] = row
         if self.path is not None:

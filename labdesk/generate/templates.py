@@ -12,6 +12,7 @@ from functools import cache
 from string import Template
 
 from labdesk.errors import ConfigError
+from labdesk.names import new_terms
 from labdesk.resources import package_file
 from labdesk.taxonomy.leaves import Seed
 
@@ -42,39 +43,39 @@ def templates_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def show_questions(seeds: list[Seed]) -> str:
-    """Skill seeds as numbered example requests (freeform question step)."""
-    return "\n\n".join(f"Example {n}:\n{s.qa[0].question}" for n, s in enumerate(seeds, 1))
+SEPARATOR = "###"
+"""Ends each example of a completion prompt (see `labdesk.generate.steps`)."""
 
 
-def show_pairs(seeds: list[Seed]) -> str:
-    """Skill seeds as request/response examples, with their source text when grounded."""
-    blocks = []
-    for n, seed in enumerate(seeds, 1):
-        context = f"<context>\n{seed.context}\n</context>\n" if seed.context else ""
-        qa = seed.qa[0]
-        blocks.append(
-            f"Example {n}:\n{context}<request>\n{qa.question}\n</request>\n"
-            f"<response>\n{qa.answer}\n</response>"
-        )
-    return "\n\n".join(blocks)
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def show_fact_questions(seeds: list[Seed]) -> str:
+    """Knowledge seeds as fact → question examples: each seed answer is a fact, and its question
+    asks for a name or number the fact holds (or for all of it)."""
+    lines = []
+    for seed in seeds:
+        for qa in seed.qa:
+            terms = new_terms(qa.answer, qa.question)
+            lines.append(
+                f"Fact: {_one_line(qa.answer)}\nAnswer: {terms[0] if terms else 'all of it'}\n"
+                f"Question: {_one_line(qa.question)}\n{SEPARATOR}\n"
+            )
+    return "".join(lines)
+
+
+def show_requests(seeds: list[Seed]) -> str:
+    """Skill seeds as example requests."""
+    return "".join(f"Request:\n{s.qa[0].question.strip()}\n{SEPARATOR}\n" for s in seeds)
 
 
 def show_contexts(seeds: list[Seed]) -> str:
-    return "\n\n".join(f"Example {n}:\n{s.context}" for n, s in enumerate(seeds, 1))
+    return "".join(f"Text:\n{(s.context or '').strip()}\n{SEPARATOR}\n" for s in seeds)
 
 
-def show_context_questions(seeds: list[Seed]) -> str:
-    return "\n\n".join(
-        f"Example {n}:\n<context>\n{s.context}\n</context>\nRequest: {s.qa[0].question}"
-        for n, s in enumerate(seeds, 1)
+def show_context_requests(seeds: list[Seed]) -> str:
+    return "".join(
+        f"Text:\n{(s.context or '').strip()}\nRequest:\n{s.qa[0].question.strip()}\n{SEPARATOR}\n"
+        for s in seeds
     )
-
-
-def show_knowledge(seeds: list[Seed]) -> str:
-    """Knowledge seeds: each passage with the Q&A pairs written from it."""
-    blocks = []
-    for n, seed in enumerate(seeds, 1):
-        pairs = "\n".join(f"Q: {qa.question}\nA: {qa.answer}" for qa in seed.qa)
-        blocks.append(f"Example {n}:\n<passage>\n{seed.context}\n</passage>\n{pairs}")
-    return "\n\n".join(blocks)

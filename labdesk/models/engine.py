@@ -256,6 +256,11 @@ class Engine:
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.token_bytes(t) for t in tokens).decode("utf-8", "replace")
 
+    @property
+    def stop(self) -> tuple[str, ...]:
+        """Strings that end an assistant turn in this model's chat template."""
+        return self.template.stop
+
     def chat_prompt(
         self, messages: list[dict[str, str]], add_generation_prompt: bool = True
     ) -> str:

@@ -46,9 +46,11 @@ def parse(text: str) -> Parsed:
     Raises `yaml.YAMLError` for unreadable YAML and `YamlLimitError` for alias bombs and
     recursive aliases. libyaml composes (10x faster than pure Python; the constructor and
     resolver are the same Python code, so the data is identical); when it refuses the text we
-    parse again in pure Python, so errors carry upstream's exact message and position.
+    parse again in pure Python, so errors carry upstream's exact message and position. Text with
+    a tab goes to pure Python straight away: libyaml accepts tabs in places PyYAML refuses them
+    (the indentation of a plain scalar's continuation line), and upstream's verdict is PyYAML's.
     """
-    if _FAST_LOADER is not None:
+    if _FAST_LOADER is not None and "\t" not in text:
         try:
             return _parse(text, _FAST_LOADER)
         except yaml.YAMLError:

@@ -33,7 +33,7 @@ from labdesk.runs import PHASES, RunPaths, require_data
 Sample = dict[str, Any]
 
 # Knowledge samples whose whole text is worth learning (the method trains on it fully).
-FULL_TEXT_TYPES = frozenset({"summary", "key_facts", "detailed_summary", "extractive_summary"})
+FULL_TEXT_TYPES = frozenset({"summary"})
 
 
 @dataclass(frozen=True)

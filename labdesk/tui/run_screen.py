@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Label, RichLog, Static
 
 from labdesk.errors import Cancelled
+from labdesk.evaluate.report import cells
 from labdesk.tui.widgets import ModeBar, RecipeSelect
 from labdesk.tui.work import CoreEvent, Job, JobScreen, notify_error
 
@@ -169,11 +170,8 @@ def summary_text(summary: dict[str, Any]) -> str:
     for phase, loss in summary.get("losses", {}).items():
         lines.append(f"loss {phase}: {loss['first']:.3f} → {loss['last']:.3f}")
     for row in summary.get("evaluation", []):
-        delta = row["delta"]
-        lines.append(
-            f"{row['leaf']} ({row['metric']}): "
-            + ("no score" if delta is None else f"{row['base']:.2f} → {row['tuned']:.2f}")
-        )
+        base, tuned, change = cells(row)
+        lines.append(f"{row['leaf']} ({row['metric']}): {base} → {tuned}, {change}")
     if summary.get("model"):
         lines.append(f"model: {summary['model']} — chat with it on F5")
     return escape("\n".join(lines)) or "nothing ran"

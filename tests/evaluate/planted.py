@@ -2,8 +2,8 @@
 
 The student is the real stories260K model (a copy with the LAB chat template added, since the
 trainer formats samples with the student's template). The leaf holds four made-up facts in
-TinyStories words; the training data asks for them in other words, the held-out seeds ask the
-original questions.
+TinyStories words, each answer a name the question does not give; the training data asks for
+them in other words, the held-out seeds ask the original questions closed-book.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ KNOWLEDGE_LEAF = "knowledge/stories/town_facts"
 SKILL_LEAF = "compositional_skills/writing/rhyme"
 SYSTEM = "I am a helpful assistant."
 FACTS = [
-    ("What color is Tim's ball?", "Tim's ball is blue.", ["Tell me the color of Tim's ball.", "Which color does Tim's ball have?"]),
-    ("Where does Sue live?", "Sue lives in a big tree.", ["Tell me where Sue lives.", "What is the home of Sue?"]),
-    ("What does Max like to eat?", "Max likes to eat cake.", ["Tell me what Max likes to eat.", "Which food does Max like?"]),
-    ("Who is Lily's best friend?", "Lily's best friend is a frog.", ["Tell me who Lily's best friend is.", "Who is the best friend of Lily?"]),
+    ("Who is Tim's best friend?", "Tim's best friend is Ben.", ["Tell me the name of Tim's best friend.", "Which friend does Tim like best?"]),
+    ("What is the name of Max's dog?", "Max's dog is named Spot.", ["Tell me what Max's dog is called.", "What do they call the dog of Max?"]),
+    ("Who gave Lily a red ball?", "Mom gave Lily a red ball.", ["Tell me who gave Lily the red ball.", "Lily got a red ball from whom?"]),
+    ("What is the big cat called?", "The big cat is called Tom.", ["Tell me the name of the big cat.", "What name does the big cat have?"]),
 ]  # fmt: skip
 
 
@@ -58,7 +58,7 @@ def planted_overrides(student: Path, epochs: float = 6) -> list[str]:
         "export.outtype=f32",
         "export.quantize=none",
         "evaluate.max_new_tokens=24",
-        "evaluate.forgetting_questions=2",
+        "evaluate.general_questions=2",
     ]
 
 

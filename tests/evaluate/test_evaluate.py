@@ -1,4 +1,5 @@
-"""Base vs tuned on a planted knowledge leaf: stories260K trained for real, exported, evaluated."""
+"""Base vs tuned on a planted knowledge leaf: stories260K trained for real, exported, evaluated
+closed-book (the question alone; the answer must name the fact)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import NamedTuple
 import pytest
 
 from labdesk.errors import Cancelled
-from labdesk.evaluate.report import Report
+from labdesk.evaluate.report import ACCURACY, GENERAL, LIKELIHOOD, NOT_ASKED, Report
 from labdesk.evaluate.runner import EvalModels, evaluate_run
+from labdesk.evaluate.scoring import is_right
 from labdesk.events import Event
 from labdesk.export.run_export import export_run
 from labdesk.fileio import read_jsonl
@@ -51,11 +53,10 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Evaluated:
     ws = Workspace.open(root / "ws")
     run = RunPaths(ws.run_dir("planted"))
     write_run_inputs(run)
-    recipe = planted_recipe(student, epochs=4)
+    recipe = planted_recipe(student, epochs=16)
     train_run(run, recipe, student, check_memory=False)  # labdesk's own trainer (torch + peft)
     model = export_run(run, recipe, ws, student_dir=student)
-    # The untuned student judges: its verdicts are noise, but they are real constrained output.
-    models = EvalModels(Path(model.base_gguf), Path(model.gguf), Path(model.base_gguf))
+    models = EvalModels(Path(model.base_gguf), Path(model.merged_gguf))
     events: list[Event] = []
     report = evaluate_run(run, recipe, models, reporter=events.append)
     return Evaluated(ws, student, run, recipe, models, report, events)
@@ -63,9 +64,10 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Evaluated:
 
 def test_knowledge_training_shows_a_positive_delta(evaluated: Evaluated) -> None:
     (leaf,) = [row for row in evaluated.report.leaves if row.leaf == KNOWLEDGE_LEAF]
-    assert leaf.metric == "accuracy" and len(leaf.items) == len(FACTS)
+    assert leaf.metric == ACCURACY and len(leaf.items) == len(FACTS)
     assert leaf.base is not None and leaf.tuned is not None
-    assert leaf.tuned >= 0.75 and leaf.delta is not None and leaf.delta > 0
+    assert leaf.tuned.value >= 0.75 and leaf.delta is not None and leaf.delta > 0
+    assert leaf.tuned.n == len(FACTS) and leaf.tuned.low <= leaf.tuned.value <= leaf.tuned.high
 
 
 def test_the_report_holds_the_answers_behind_every_score(evaluated: Evaluated) -> None:
@@ -73,23 +75,27 @@ def test_the_report_holds_the_answers_behind_every_score(evaluated: Evaluated) -
     saved = (evaluated.run.evaluation / "report.json").read_text(encoding="utf-8")
     assert '"delta"' in saved
     rows = {row["leaf"]: row for row in data["leaves"]}
+    expected = {q: a for q, a, _ in FACTS}
     for item in rows[KNOWLEDGE_LEAF]["items"]:
+        # the name the reference adds to the question is what a right answer must say
+        assert item["expect"] and item["expect"] in expected[item["question"]]
         for role in ("base", "tuned"):
-            picked = item[role]
-            assert picked["answer"] == item["options"][picked["choice"]]
-            assert len(picked["scores"]) == len(item["options"])
-            assert picked["correct"] == (picked["choice"] == item["answer_index"])
+            answer = item[role]["answer"]
+            assert isinstance(answer, str)
+            assert item[role]["right"] == is_right(answer, [[item["expect"]]])
     skill = rows["compositional_skills/writing/rhyme"]
-    assert skill["metric"] == "judge score"
-    for item in skill["items"] + data["forgetting"]["items"]:
+    assert skill["metric"] == LIKELIHOOD
+    for item in skill["items"]:
         for role in ("base", "tuned"):
-            assert isinstance(item[role]["answer"], str)
-            assert item[role]["score"] in range(1, 11) and item[role]["reason"] is not None
-    assert len(data["forgetting"]["items"]) == evaluated.recipe.evaluate.forgetting_questions
+            assert item[role]["likelihood"] < 0  # a mean log-probability
+    assert data["forgetting"]["metric"] == GENERAL
+    assert len(data["forgetting"]["items"]) == evaluated.recipe.evaluate.general_questions
     markdown = (evaluated.run.evaluation / "report.md").read_text(encoding="utf-8")
-    assert "| knowledge/stories/town_facts | knowledge | accuracy |" in markdown
-    for question, answer, _ in FACTS:
-        assert f"**Q:** {question}" in markdown and f"{answer} (right)" in markdown
+    assert f"| {KNOWLEDGE_LEAF} | {ACCURACY} |" in markdown
+    assert "## Before and after" in markdown and data["examples"]
+    for question, _, _ in FACTS:
+        assert f"**Q:** {question}" in markdown
+    assert "- **tuned:** right:" in markdown
 
 
 def test_a_second_evaluation_reuses_every_cached_answer(evaluated: Evaluated) -> None:
@@ -98,7 +104,7 @@ def test_a_second_evaluation_reuses_every_cached_answer(evaluated: Evaluated) ->
     events: list[Event] = []
     again = evaluate_run(evaluated.run, evaluated.recipe, evaluated.models, reporter=events.append)
     assert len(read_jsonl(records)) == before
-    assert not [e for e in events if e.kind == "progress"]  # nothing asked, chosen or judged
+    assert not [e for e in events if e.kind == "progress"]  # nothing asked or scored again
     assert again.to_dict() == evaluated.report.to_dict()
 
 
@@ -122,12 +128,14 @@ def test_a_cancelled_evaluation_keeps_its_answers_and_resumes(
 
     resumed = evaluate_run(run, evaluated.recipe, evaluated.models)
     assert len(read_jsonl(run.evaluation / "records.jsonl")) > kept
-    # Multiple choice is deterministic, so the resumed report agrees with the uninterrupted one.
+    # Greedy answers are deterministic, so the resumed report agrees with the uninterrupted one.
     knowledge = [row.to_dict() for row in resumed.leaves if row.kind == "knowledge"]
     assert knowledge == [
         row.to_dict() for row in evaluated.report.leaves if row.kind == "knowledge"
     ]
-    assert all(item["tuned"]["answer"] is not None for row in resumed.rows() for item in row.items)
+    for row in resumed.rows():
+        value = "likelihood" if row.metric == LIKELIHOOD else "answer"
+        assert all(item["tuned"][value] is not None for item in row.items)
 
 
 def test_evaluate_cli_prints_the_table_from_the_cached_evaluation(
@@ -137,12 +145,13 @@ def test_evaluate_cli_prints_the_table_from_the_cached_evaluation(
 
     monkeypatch.setenv("LABDESK_HOME", str(evaluated.ws.home))
     monkeypatch.setenv("COLUMNS", "200")
-    sets = [*planted_overrides(evaluated.student, 4), f"judge={{path: '{evaluated.models.judge}'}}"]
+    sets = planted_overrides(evaluated.student, 16)
     argv = ["evaluate", "planted", "--recipe", "tiny", *(x for s in sets for x in ("--set", s))]
     assert main(argv) == 0
     out = capsys.readouterr().out
     (leaf,) = [row for row in evaluated.report.leaves if row.leaf == KNOWLEDGE_LEAF]
-    assert KNOWLEDGE_LEAF in out and f"{leaf.tuned:.0%}" in out
+    assert leaf.tuned is not None
+    assert KNOWLEDGE_LEAF in out and f"{leaf.tuned.value:.0%}" in out
     assert "report.md" in out
     improved = next(line for line in out.splitlines() if line.startswith("improved:"))
     assert KNOWLEDGE_LEAF in improved
@@ -151,7 +160,6 @@ def test_evaluate_cli_prints_the_table_from_the_cached_evaluation(
 def test_questions_too_long_for_the_context_are_reported_not_fatal(
     evaluated: Evaluated, tmp_path: Path
 ) -> None:
-    from labdesk.evaluate.runner import NOT_ASKED
     from labdesk.fileio import write_json
 
     long_question = ("Where did the cat sit? " + "The cat sat on the mat. " * 250).strip()
@@ -168,7 +176,7 @@ def test_questions_too_long_for_the_context_are_reported_not_fatal(
             "seeds": [
                 {
                     "qa": [{"question": q, "answer": a} for q, a, _ in FACTS[:2]]
-                    + [{"question": long_question, "answer": "On the mat."}]
+                    + [{"question": long_question, "answer": "Tom saw it on the mat."}]
                 }
             ],
         },
@@ -176,11 +184,11 @@ def test_questions_too_long_for_the_context_are_reported_not_fatal(
     report = evaluate_run(run, evaluated.recipe, evaluated.models)
     rows = {row.leaf: row for row in report.leaves}
     (skill,) = rows["compositional_skills/writing/long"].items
-    assert skill["tuned"] == {"answer": NOT_ASKED, "score": None, "reason": None}
+    assert skill["tuned"] == {"likelihood": None}
+    assert rows["compositional_skills/writing/long"].tuned is None
     knowledge = rows[KNOWLEDGE_LEAF]
-    skipped = [i for i in knowledge.items if i["question"] == long_question]
-    assert (
-        skipped and skipped[0]["tuned"]["choice"] is None and skipped[0]["tuned"]["scores"] is None
-    )
-    assert knowledge.tuned is not None  # the items that fit are still scored
-    assert "not scored" in (run.evaluation / "report.md").read_text(encoding="utf-8")
+    (skipped,) = [i for i in knowledge.items if i["question"] == long_question]
+    assert skipped["tuned"] == {"answer": NOT_ASKED, "right": False}
+    assert knowledge.tuned is not None and knowledge.tuned.n == 2  # the items that fit are scored
+    markdown = (run.evaluation / "report.md").read_text(encoding="utf-8")
+    assert "not scored: the question does not fit" in markdown

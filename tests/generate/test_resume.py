@@ -46,7 +46,7 @@ def _samples(run: RunPaths) -> tuple[list[str], list[str]]:
     return rows(run.accepted(SLUG)), rows(run.rejected(SLUG))
 
 
-def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path, stories_gguf: Path) -> None:
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path, teacher_gguf: Path) -> None:
     ws = Workspace.open(tmp_path / "home")
     # One sequence at a time, no prompt-prefix reuse: llama.cpp's floating-point results depend
     # slightly on which sequences share a batch and on KV computed by earlier calls, so only
@@ -54,11 +54,10 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path, stories_
     # resume logic, not about the engine's batch invariance.
     overrides = [
         "generate.samples_per_leaf=3",
-        "generate.min_pair_score=2",
         "engine.parallel=1",
         "engine.reuse_prefix=false",
     ]
-    recipe = write_recipe(tmp_path, stories_gguf, *overrides)
+    recipe = write_recipe(tmp_path, teacher_gguf, *overrides)
     taxonomy = copy_taxonomy(tmp_path / "taxonomy")
     assert recipe.source is not None
 

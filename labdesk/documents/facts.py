@@ -1,0 +1,65 @@
+"""A chunk's atomic facts: its sentences, each with the heading path it sits under.
+
+The knowledge pipeline turns facts into questions and answers, so a small teacher only ever
+works on one sentence at a time and stays close to the text. Facts are cut without a model:
+a 135M teacher asked to list a passage's facts drops some and invents others (measured while
+building this), and a sentence is what a closed-book question can ask about. Headings are not
+facts; they travel with each fact as its topic, so "It burned paraffin" still says what "it" is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from labdesk.documents.chunking import HEADING_SEPARATOR, Chunk
+from labdesk.names import new_terms
+
+# A sentence ends at . ! or ? (closing quotes and brackets included) followed by whitespace and
+# a capital letter, a digit or an opening quote; abbreviations like "e.g. the" do not end one.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+_MIN_WORDS = 5
+
+
+@dataclass(frozen=True)
+class Fact:
+    topic: str
+    """The heading path the sentence sits under (``Title > Section``), or the document name."""
+    text: str
+    chunk: Chunk
+
+    def shown(self) -> str:
+        """How a prompt shows it: topic, then the sentence."""
+        return f"{self.topic}: {self.text}" if self.topic else self.text
+
+    def terms(self) -> list[str]:
+        """What a question about it can ask for: its names and numbers beyond its topic."""
+        return new_terms(self.text, self.topic)
+
+
+def chunk_facts(chunk: Chunk) -> list[Fact]:
+    """The sentences of a chunk worth a question (five words or more), in order."""
+    facts: list[Fact] = []
+    path = chunk.heading.split(HEADING_SEPARATOR) if chunk.heading else []
+    for block in re.split(r"\n\s*\n", chunk.text):
+        lines = [line for line in block.strip().splitlines() if line.strip()]
+        if not lines:
+            continue
+        heading = _HEADING.match(lines[0])
+        if heading:  # a heading line: it becomes the topic of what follows
+            marks = lines[0].lstrip()
+            level = len(marks) - len(marks.lstrip("#"))
+            path = [*path[: max(0, level - 1)], _plain(heading[1])]
+            lines = lines[1:]
+        text = _plain(" ".join(line.strip() for line in lines))
+        for sentence in _SENTENCE_END.split(text):
+            sentence = sentence.strip()
+            if len(sentence.split()) >= _MIN_WORDS:
+                facts.append(Fact(HEADING_SEPARATOR.join(path), sentence, chunk))
+    return facts
+
+
+def _plain(text: str) -> str:
+    """Markdown emphasis and code marks removed: `*Brave Ellen*` is Brave Ellen."""
+    return re.sub(r"(\*{1,2}|_{1,2}|`)(\S(?:.*?\S)?)\1", r"\2", text).strip()

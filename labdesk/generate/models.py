@@ -1,0 +1,81 @@
+"""The teacher and the judge of a run: what generation needs of a model, and loading them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from labdesk.generate.steps import Role
+from labdesk.models.types import GenRequest, GenResult, ScoreRequest, ScoreResult
+
+if TYPE_CHECKING:
+    from labdesk.recipes import ModelRef, Recipe
+    from labdesk.workspace import Workspace
+
+
+class TextModel(Protocol):
+    """What generation needs of a model: labdesk's Engine, or a one-at-a-time baseline."""
+
+    n_ctx: int
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        """Strings that end an assistant turn in the model's chat template."""
+
+    def generate(
+        self,
+        requests: Sequence[GenRequest],
+        *,
+        on_result: Callable[[int, GenResult], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[GenResult]: ...
+
+    def score(
+        self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
+    ) -> list[ScoreResult]: ...
+
+    def chat_prompt(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class Models:
+    teacher: TextModel
+    judge: TextModel
+    teacher_name: str
+    judge_name: str
+
+    def get(self, role: Role) -> TextModel:
+        return self.teacher if role == "teacher" else self.judge
+
+
+def load_models(recipe: Recipe, ws: Workspace) -> Models:
+    """The teacher and the judge (the teacher itself unless the recipe names a judge)."""
+    from labdesk.models.engine import Engine
+
+    teacher_path = model_file(recipe.teacher, ws)
+    teacher = Engine.load(teacher_path, recipe.engine)
+    teacher_name = model_identity(recipe.teacher, teacher_path)
+    if recipe.judge is None:
+        return Models(teacher, teacher, teacher_name, teacher_name)
+    judge_path = model_file(recipe.judge, ws)
+    judge = Engine.load(judge_path, recipe.engine)
+    return Models(teacher, judge, teacher_name, model_identity(recipe.judge, judge_path))
+
+
+def model_file(ref: ModelRef, ws: Workspace) -> Path:
+    from labdesk.models.store import resolve_model
+
+    return resolve_model(ref, ws, want="gguf")
+
+
+def model_identity(ref: ModelRef, path: Path) -> str:
+    """What names a model for the manifest: where it comes from and the file's size."""
+    size = path.stat().st_size if path.exists() else -1
+    return f"{ref.label()}@{ref.revision or ''}:{ref.sha256 or ''}:{path.name}:{size}"

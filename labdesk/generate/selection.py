@@ -1,0 +1,44 @@
+"""Which leaves a generation works on, and which of their seeds the teacher may see."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from labdesk.errors import ConfigError
+from labdesk.generate.candidates import derive_seed
+from labdesk.taxonomy.leaves import Leaf, Seed
+
+
+def select_leaves(all_leaves: Sequence[Leaf], wanted: Sequence[str] | None) -> list[Leaf]:
+    """Leaf paths (or folders holding leaves) inside the taxonomy; default: all."""
+    if not wanted:
+        return list(all_leaves)
+    chosen: list[Leaf] = []
+    for item in wanted:
+        prefix = item.strip("/")
+        matched = [
+            leaf
+            for leaf in all_leaves
+            if leaf.path == prefix or leaf.path.startswith(prefix + "/") or str(leaf.file) == item
+        ]
+        if not matched:
+            raise ConfigError(
+                f"no leaf '{item}' in the taxonomy",
+                hint="give a leaf's folder relative to the taxonomy root; "
+                f"e.g. {', '.join(leaf.path for leaf in all_leaves[:3])}",
+            )
+        chosen += [leaf for leaf in matched if leaf not in chosen]
+    return chosen
+
+
+def split_seeds(leaf: Leaf, held_out: int, seed: int) -> tuple[list[Seed], list[Seed]]:
+    """(seeds the teacher sees, seeds kept back for evaluation), a stable choice per leaf.
+
+    At least one seed always stays with the teacher: a leaf with fewer seeds holds back fewer.
+    """
+    order = sorted(
+        range(len(leaf.seeds)), key=lambda i: derive_seed(seed, leaf.content_hash, "heldout", i)
+    )
+    keep_back = set(order[: max(0, min(held_out, len(leaf.seeds) - 1))])
+    shown = [s for i, s in enumerate(leaf.seeds) if i not in keep_back]
+    return shown, [s for i, s in enumerate(leaf.seeds) if i in keep_back]
