@@ -182,7 +182,8 @@ def run_flow(
         from labdesk.train.replay import student_replay
 
         leaves = [leaf.path for leaf in taxonomy.leaves]
-        require_data(run, leaves)  # before the student answers its replay prompts
+        if recipe.mix.leaves_without_data == "refuse":
+            require_data(run, leaves)  # before the student answers its replay prompts
         own = student_replay(recipe, ws, reporter, cancel)
         mix_run(run, recipe.mix, recipe.system_prompt, reporter, self_replay=own, leaves=leaves)
 

@@ -207,6 +207,11 @@ class MixSettings(_Section):
         description="Longest base answer kept for self-replay (longer ones are cut "
         "off and dropped).",
     )
+    leaves_without_data: Literal["refuse", "skip"] = Field(
+        "refuse",
+        description="When a leaf has no accepted samples: refuse to mix (naming the leaves), "
+        "or skip them with a warning and train on the others.",
+    )
     replay_set: str | None = Field(
         None, description="Optional JSONL of general chat data mixed into the skills phase."
     )

@@ -28,7 +28,7 @@ from labdesk.errors import ConfigError
 from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import read_jsonl, write_json, write_jsonl
 from labdesk.recipes import MixSettings
-from labdesk.runs import PHASES, RunPaths, require_data
+from labdesk.runs import PHASES, RunPaths, leaves_without_data, require_data
 
 Sample = dict[str, Any]
 
@@ -292,9 +292,13 @@ def mix_run(
     """Mix a run's accepted samples into ``run.mixed`` (atomic writes) and return the table.
 
     `self_replay` is the base student's own answers (`labdesk.train.replay.student_replay`).
-    Refuses when any of `leaves` (default: those generation started on) has no accepted sample.
+    A leaf of `leaves` (default: those generation started on) without accepted samples is
+    refused, or left out with a warning (`settings.leaves_without_data`).
     """
-    require_data(run, leaves)
+    if settings.leaves_without_data == "refuse":
+        require_data(run, leaves)
+    elif missing := leaves_without_data(run, leaves):
+        reporter(Event("mix", "warning", f"no accepted samples, left out: {', '.join(missing)}"))
     samples = load_accepted(run)
     if not samples:
         raise ConfigError(

@@ -192,3 +192,21 @@ def test_questions_too_long_for_the_context_are_reported_not_fatal(
     assert knowledge.tuned is not None and knowledge.tuned.n == 2  # the items that fit are scored
     markdown = (run.evaluation / "report.md").read_text(encoding="utf-8")
     assert "not scored: the question does not fit" in markdown
+
+
+def test_run_and_evaluate_print_the_evaluation_the_same_way(
+    evaluated: Evaluated, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`labdesk run` prints its summary's evaluation with `labdesk evaluate`'s renderer."""
+    from labdesk.cli import evaluate as evaluate_cli
+    from labdesk.cli import run as run_cli
+    from labdesk.flow import FlowResult, summarize
+
+    monkeypatch.setenv("COLUMNS", "200")
+    evaluate_cli._print(evaluated.report)
+    alone = capsys.readouterr().out
+    run_cli._print(FlowResult(evaluated.run, [], summarize(evaluated.run, evaluated.ws)))
+    in_run = capsys.readouterr().out
+    table = [line for line in alone.splitlines() if KNOWLEDGE_LEAF.split("/")[-1] in line]
+    assert table and all(line in in_run for line in table)
+    assert "before and after" in alone and "before and after" in in_run
