@@ -355,26 +355,33 @@ def check_training_fits(
     reporter: Reporter = null_reporter,
     device: str | None = None,
     available: int | None = None,
+    processes: int = 1,
 ) -> MemoryPlan:
-    """Raise a ModelError that says what to change if the phase will not fit in memory."""
+    """Raise a ModelError that says what to change if the phase will not fit in memory.
+
+    With several training processes each holds the whole student and one micro-batch: on CUDA
+    each has a GPU of its own (the plan is per GPU), on the CPU they share the RAM.
+    """
     config = read_student_config(model_dir)
     if device is None:
         device = training_device(settings)
     plan = plan_training(config, settings, phase, device)
+    plans = (plan,) * (1 if device == "cuda" else processes)
+    need = sum(p.total for p in plans)
     room = available if available is not None else available_memory(device)
     reporter(
         Event(
             "train",
             "message",
-            f"{phase.name}: needs about {plan.total / GIB:.1f} GiB of {room / GIB:.1f} GiB free",
+            f"{phase.name}: needs about {need / GIB:.1f} GiB of {room / GIB:.1f} GiB free",
             step=phase.name,
-            metrics={"memory_needed_gb": plan.total / GIB, "memory_free_gb": room / GIB},
+            metrics={"memory_needed_gb": need / GIB, "memory_free_gb": room / GIB},
         )
     )
     if device == "cuda":
-        check_fits(plan, where=str(model_dir), free_vram=room)
+        _check_together(plans, where=str(model_dir), free_vram=room)
     else:
-        check_fits(plan, where=str(model_dir), free_ram=room)
+        _check_together(plans, where=str(model_dir), free_ram=room)
     return plan
 
 

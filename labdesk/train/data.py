@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from labdesk.errors import ConfigError
@@ -31,7 +32,7 @@ class Tokenized:
     labels: list[int]
     """Same length as input_ids; IGNORE where no loss is taken. Not yet shifted."""
 
-    @property
+    @cached_property
     def loss_tokens(self) -> int:
         return sum(1 for x in self.labels if x != IGNORE)
 

@@ -26,6 +26,7 @@ from labdesk.events import Event, Reporter
 from labdesk.fileio import append_jsonl, read_jsonl, write_json, write_jsonl
 from labdesk.recipes import PhaseSettings, TrainSettings
 from labdesk.train.data import MicroBatch, Plan, Tokenized, collate, epoch_plan
+from labdesk.train.distributed import ALONE, World
 
 
 class Stepper(Protocol):
@@ -93,6 +94,14 @@ class StepPlan:
         steps = [micro[s : s + accum] for s in range(0, len(micro), accum)]
         return cls(steps, epochs)
 
+    def step_tokens(self, items: list[Tokenized], index: int) -> tuple[int, int]:
+        """(all, loss-bearing) tokens of a whole optimizer step, known alike on every rank."""
+        samples = [i for e, b in self.steps[index] for row in self.epochs[e][b] for i in row]
+        return (
+            sum(len(items[i].input_ids) for i in samples),
+            sum(items[i].loss_tokens for i in samples),
+        )
+
 
 def accumulation(phase: PhaseSettings) -> int:
     return max(1, math.ceil(phase.effective_batch_tokens / phase.batch_tokens))
@@ -140,8 +149,13 @@ def run_loop(
     resume: bool,
     rng_state: Callable[[], dict[str, Any]],
     stop: Callable[[], bool] | None = None,
+    world: World = ALONE,
 ) -> list[float]:
-    """Train one phase to its end (or until `stop()`); returns the losses of the steps run here."""
+    """Train one phase to its end (or until `stop()`); returns the losses of the steps run here.
+
+    With several processes (`world`), each runs this loop on its share of every step's
+    micro-batches; only the main one writes (see labdesk.train.distributed).
+    """
     plan = StepPlan.build(items, phase, train)
     total = len(plan.steps)
     loss_file = phase_dir / "loss.jsonl"
@@ -150,8 +164,9 @@ def run_loop(
     if checkpoint is not None:
         stepper.load_state(checkpoint)
         start = int(read_json_or_none(checkpoint / "step.json")["step"])
-        write_jsonl(loss_file, [r for r in read_jsonl(loss_file) if r["step"] <= start])
-    else:
+        if world.main:
+            write_jsonl(loss_file, [r for r in read_jsonl(loss_file) if r["step"] <= start])
+    elif world.main:
         with contextlib.suppress(FileNotFoundError):
             loss_file.unlink()
     reporter(
@@ -169,13 +184,16 @@ def run_loop(
     tokens_seen = 0
     for index in range(start, total):
         refs = plan.steps[index]
-        batches = [collate(items, plan.epochs[e][i]) for e, i in refs]
-        step_loss_tokens = sum(b.loss_tokens for b in batches)
-        loss = sum(stepper.micro(b, step_loss_tokens) for b in batches)
+        step_tokens, step_loss_tokens = plan.step_tokens(items, index)
+        batches = [collate(items, plan.epochs[e][i]) for e, i in world.share(refs)]
+        share = sum(stepper.micro(b, step_loss_tokens) for b in batches)
+        # every rank must agree to stop (a Ctrl-C may reach them one by one)
+        loss, stops = world.sum([share, float(stop is not None and stop())])
+        stopping = stops > 0
         lr = lr_at(index, phase.learning_rate, phase.warmup_steps)
         stepper.step(lr)
         losses.append(loss)
-        tokens_seen += sum(b.useful_tokens for b in batches)
+        tokens_seen += step_tokens
         elapsed = time.perf_counter() - began
         done = index + 1
         rate = tokens_seen / elapsed if elapsed else 0.0
@@ -187,13 +205,16 @@ def run_loop(
             "memory_gb": stepper.memory_gb(),
             "epoch": refs[-1][0] + refs[-1][1] / max(1, len(plan.epochs[refs[-1][0]])),
         }
-        append_jsonl(loss_file, {"step": done, **metrics})
+        if world.main:
+            append_jsonl(loss_file, {"step": done, **metrics})
         reporter(
             Event("train", "progress", step=phase.name, done=done, total=total, metrics=metrics)
         )
-        stopping = stop is not None and stop()
         if done % train.checkpoint_every == 0 or done == total or stopping:
-            _publish_checkpoint(stepper, phase_dir, done, rng_state())
+            # each rank's RNG (dropout masks) so that every rank resumes its own stream
+            rng = rng_state() if world.alone else {"by_rank": world.gather(rng_state())}
+            if world.main:
+                _publish_checkpoint(stepper, phase_dir, done, rng)
         if stopping and done < total:
             raise Cancelled(
                 f"training stopped after step {done} of {total} in {phase.name}; checkpoint saved",

@@ -4,6 +4,10 @@ A finished phase leaves ``phase_dir/adapter`` (PEFT layout) and ``phase_dir/done
 last one is copied to ``run.final_adapter`` for export. ``resume`` skips finished phases and
 continues the unfinished one from its newest checkpoint. The first Ctrl-C asks the loop to save
 a checkpoint after the current step and stop; a second one interrupts at once.
+
+Under torchrun every process runs `train_run` with its `World`: all of them train, only the main
+one writes the run's files and reports, and they wait for each other after each phase so that
+the next phase starts from the adapter the main one has just written.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,7 @@ from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import read_jsonl, write_json
 from labdesk.recipes import ModelRef, PhaseSettings, Recipe, TrainSettings
 from labdesk.runs import RunPaths
+from labdesk.train.distributed import ALONE, World
 from labdesk.workspace import Workspace
 
 PhaseTrainer = Callable[..., list[float]]
@@ -89,6 +95,7 @@ def train_run(
     only_phase: str | None = None,
     stop: Callable[[], bool] | None = None,
     check_memory: bool = True,
+    world: World = ALONE,
 ) -> dict[str, list[float]]:
     """Train the phases (all, or `only_phase`); returns the losses of the steps run now."""
     settings = recipe.train
@@ -97,6 +104,16 @@ def train_run(
     names = [p.name for p in settings.phases]
     if only_phase is not None and only_phase not in names:
         raise ConfigError(f"no phase '{only_phase}' in this recipe", hint=f"use one of {names}")
+    if not world.alone:
+        if backend != "torch":
+            raise ConfigError(
+                f"training on several processes needs the torch backend, not {backend}",
+                where="train.backend",
+                hint="train in one process, or set train.backend: torch",
+            )
+        trainer = partial(trainer, world=world)
+        if not world.main:
+            reporter = null_reporter
     reporter(Event("train", "message", f"backend: {backend}, student: {model_dir}"))
     results: dict[str, list[float]] = {}
     previous: Path | None = None
@@ -123,10 +140,12 @@ def train_run(
                 resume,
                 should_stop,
                 check_memory,
+                world,
             )
             previous = phase_dir / "adapter"
+            world.barrier()  # the next phase loads the adapter the main process just wrote
     last = run.phase_dir(settings.phases[-1].name)
-    if _phase_done(run, settings.phases[-1].name):
+    if world.main and _phase_done(run, settings.phases[-1].name):
         tmp = run.final_adapter.parent / ".final.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(last / "adapter", tmp)
@@ -147,6 +166,7 @@ def _train_phase(
     resume: bool,
     stop: Callable[[], bool],
     check_memory: bool,
+    world: World,
 ) -> list[float]:
     data = run.phase_data(phase.name)
     if not data.is_file():
@@ -154,12 +174,13 @@ def _train_phase(
             f"no mixed data for {phase.name}", where=str(data), hint="run `labdesk mix`"
         )
     samples = read_jsonl(data)
-    if check_memory:
+    if check_memory and world.main:
         from labdesk.memory import check_training_fits
 
-        check_training_fits(model_dir, recipe.train, phase, reporter)
+        check_training_fits(model_dir, recipe.train, phase, reporter, processes=world.size)
     phase_dir = run.phase_dir(phase.name)
-    (phase_dir / "done.json").unlink(missing_ok=True)
+    if world.main:
+        (phase_dir / "done.json").unlink(missing_ok=True)
     losses = trainer(
         model_dir,
         samples,
@@ -171,5 +192,6 @@ def _train_phase(
         resume=resume,
         stop=stop,
     )
-    write_json(phase_dir / "done.json", {"phase": phase.name, "steps_run": len(losses)})
+    if world.main:
+        write_json(phase_dir / "done.json", {"phase": phase.name, "steps_run": len(losses)})
     return losses

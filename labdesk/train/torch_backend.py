@@ -17,6 +17,7 @@ from labdesk.errors import ModelError
 from labdesk.events import Reporter
 from labdesk.recipes import PhaseSettings, TrainSettings
 from labdesk.train.data import IGNORE, MicroBatch, shifted_targets, tokenize_dataset
+from labdesk.train.distributed import ALONE, World
 from labdesk.train.loop import publish_adapter, run_loop
 
 if TYPE_CHECKING:
@@ -122,13 +123,17 @@ def summed_loss(model: Any, batch: MicroBatch, device: str) -> torch.Tensor:
 
 
 class TorchStepper:
-    def __init__(self, model: PeftModel, device: str, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self, model: PeftModel, device: str, weight_decay: float = 0.0, world: World = ALONE
+    ) -> None:
         import torch
 
         self.model = model
         self.device = device
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=0.0, weight_decay=weight_decay)
+        self.world = world
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        world.broadcast(self.params)  # every rank starts from rank 0's adapter
+        self.optimizer = torch.optim.AdamW(self.params, lr=0.0, weight_decay=weight_decay)
         model.train()
 
     def micro(self, batch: MicroBatch, step_loss_tokens: int) -> float:
@@ -141,9 +146,8 @@ class TorchStepper:
 
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        torch.nn.utils.clip_grad_norm_(
-            [p for g in self.optimizer.param_groups for p in g["params"]], 1.0
-        )
+        self.world.sum_grads(self.params)
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
@@ -164,7 +168,10 @@ class TorchStepper:
         set_peft_model_state_dict(self.model, weights)
         state = torch.load(folder / "state.pt", weights_only=False)
         self.optimizer.load_state_dict(state["optimizer"])
-        restore_rng(state["rng"])
+        rng = state["rng"]
+        if "by_rank" in rng:  # written by several processes: this rank's own, if it had one
+            rng = rng["by_rank"][min(self.world.rank, len(rng["by_rank"]) - 1)]
+        restore_rng(rng)
 
     def save_adapter(self, folder: Path) -> None:
         self.model.save_pretrained(str(folder))
@@ -172,8 +179,8 @@ class TorchStepper:
     def memory_gb(self) -> float:
         import torch
 
-        if self.device == "cuda":
-            return torch.cuda.max_memory_allocated() / 2**30
+        if self.device.startswith("cuda"):
+            return torch.cuda.max_memory_allocated(self.device) / 2**30
         return process_rss_gb()
 
 
@@ -229,19 +236,21 @@ def train_phase(
     *,
     resume: bool = False,
     stop: Callable[[], bool] | None = None,
+    world: World = ALONE,
 ) -> list[float]:
     """Train one phase with torch and leave its PEFT adapter in ``phase_dir/adapter``."""
     import torch
 
-    device = pick_device()
+    device = pick_device() if world.alone else world.device
     with cpu_threads(settings.cpu_threads if device == "cpu" else None):
-        torch.manual_seed(settings.seed)  # same LoRA init for the same recipe
+        # same LoRA init for the same recipe (other ranks take rank 0's); own dropout per rank
+        torch.manual_seed(settings.seed + world.rank)
         tokenizer = load_tokenizer(model_dir)
         items = tokenize_dataset(
             tokenizer, samples, settings.max_seq_len, settings.overlong, reporter, phase.name
         )
         model = with_lora(load_base(model_dir, settings, device), settings, init_adapter)
-        stepper = TorchStepper(model, device)
+        stepper = TorchStepper(model, device, world=world)
         losses = run_loop(
             stepper,
             items,
@@ -252,6 +261,8 @@ def train_phase(
             resume=resume,
             rng_state=rng_state,
             stop=stop,
+            world=world,
         )
-        publish_adapter(stepper, phase_dir / "adapter")
+        if world.main:
+            publish_adapter(stepper, phase_dir / "adapter")
         return losses

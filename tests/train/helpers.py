@@ -3,6 +3,10 @@ tiny recipe around the real stories260K student."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +142,16 @@ def tiny_recipe(student: Path, **train: Any) -> Recipe:
         },
     }
     return Recipe.model_validate(data)
+
+
+def kill_at_first_checkpoint(
+    proc: subprocess.Popen[bytes], phase_dir: Path, *, group: bool = False
+) -> None:
+    """SIGKILL a training process (or its whole process group) once it has a checkpoint."""
+    pointer = phase_dir / "latest.json"
+    deadline = time.monotonic() + 120
+    while not pointer.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (os.killpg if group else os.kill)(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert pointer.exists(), "the training process never wrote a checkpoint"

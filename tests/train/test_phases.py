@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from labdesk.fileio import read_jsonl
 from labdesk.runs import RunPaths
 from labdesk.train.mix import mix_run
 from labdesk.train.phases import train_run
-from tests.train.helpers import tiny_recipe
+from tests.train.helpers import kill_at_first_checkpoint, tiny_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,7 +59,9 @@ def test_stop_mid_phase_then_resume_reproduces_the_losses(
 ) -> None:
     recipe = _mixed(run_paths, stories_dir, lora_dropout=0.1)
     recipe.train.phases = recipe.train.phases[:1]
-    recipe.train.phases[0].epochs = 4
+    recipe.train.phases[0].epochs = 2
+    # one sample per step (knowledge_1 holds 6), so that stopping after 5 is mid-phase
+    recipe.train.phases[0].batch_tokens = recipe.train.phases[0].effective_batch_tokens = 72
     recipe.train.checkpoint_every = 3
     straight = train_run(run_paths, recipe, stories_dir)["knowledge_1"]
     assert len(straight) >= 8
@@ -118,13 +118,7 @@ def test_killed_process_resumes_from_its_last_checkpoint(
         str(stories_dir),
     ]
     proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    pointer = run_paths.phase_dir("knowledge_1") / "latest.json"
-    deadline = time.monotonic() + 120
-    while not pointer.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert pointer.exists(), "the child never wrote a checkpoint"
+    kill_at_first_checkpoint(proc, run_paths.phase_dir("knowledge_1"))
     done = len(read_jsonl(run_paths.phase_dir("knowledge_1") / "loss.jsonl"))
     assert done < len(straight), "killed too late to test resuming"
     resumed = train_run(run_paths, recipe, stories_dir, resume=True)["knowledge_1"]
