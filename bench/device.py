@@ -123,7 +123,8 @@ def train_row(student: Path, quantize: bool, steps: int, batch_tokens: int) -> d
             Path(tmp),
             None,
             on_event,
-            stop=lambda: len(progress) >= steps,
+            # asked during each step (true makes it the last): stop in step number `steps`
+            stop=lambda: len(progress) >= steps - 1,
         )
     if len(progress) < 2:
         raise SystemExit(f"training ran {len(progress)} steps; raise --steps or add samples")

@@ -1,7 +1,8 @@
 """`labdesk run --recipe tiny` end to end, then a run killed at a random stage and resumed.
 
-Everything is real: the tiny teacher and student are built in each workspace, generation runs on
-llama.cpp, training on torch, export writes and quantizes GGUF, evaluation judges with the teacher.
+Everything is real: the tiny student is built in each workspace, generation runs on llama.cpp
+with the real SmolLM2 teacher, training on torch, export writes and quantizes GGUF,
+evaluation asks base and tuned closed-book.
 
 The runs here keep no prompt prefix in the KV cache between calls: the resumed run must reproduce
 the uninterrupted one sample for sample, and a prefix computed in an earlier call (in another
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +59,11 @@ def _run(home: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def full_run(
+    tmp_path_factory: pytest.TempPathFactory, link_smollm2: Callable[[Path], None]
+) -> tuple[Path, dict[str, Any]]:
     home = tmp_path_factory.mktemp("full")
+    link_smollm2(home)  # the tiny recipe's teacher, where `labdesk models pull tiny` puts it
     return home, _run(home)
 
 
@@ -116,13 +121,14 @@ def test_every_stage_leaves_its_artifacts(full_run: tuple[Path, dict[str, Any]])
 
 
 def test_killed_run_resumes_to_the_same_result(
-    full_run: tuple[Path, dict[str, Any]], tmp_path: Path
+    full_run: tuple[Path, dict[str, Any]], tmp_path: Path, link_smollm2: Callable[[Path], None]
 ) -> None:
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     target = rng.choice(STAGES)
     print(f"seed {seed}: kill during {target}")
     home = tmp_path / "home"
+    link_smollm2(home)
     cmd, env = _command(home)
     state_file = home / "runs" / "tiny" / "state.json"
 

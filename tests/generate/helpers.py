@@ -57,7 +57,7 @@ class RecordingModel:
         self.engine = engine
         self.n_ctx: int = engine.n_ctx  # type: ignore[attr-defined]
         self.prompts: list[tuple[str | None, str]] = []
-        """Generation requests' prompts, with the leaf that asked."""
+        """Generation requests (prompt and seed), with the leaf that asked."""
         self.scored: list[tuple[str | None, str]] = []
         """Score requests, whole (prompt and continuation), with the leaf that asked."""
         self.leaf: str | None = None
@@ -69,7 +69,8 @@ class RecordingModel:
         on_result: Callable[[int, GenResult], None] | None = None,
         cancel: object = None,
     ) -> list[GenResult]:
-        self.prompts += [(self.leaf, r.prompt) for r in requests]
+        # the seed too: two candidates may send the same text, each its own request
+        self.prompts += [(self.leaf, f"{r.prompt}\x00seed {r.seed}") for r in requests]
         return self.engine.generate(requests, on_result=on_result, cancel=cancel)  # type: ignore[attr-defined,no-any-return]
 
     def chat_prompt(

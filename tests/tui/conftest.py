@@ -3,6 +3,7 @@ recipe small enough that generation, training and export finish in seconds."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,12 @@ def builtin_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def home(workspace_home: Path, builtin_models: Path) -> Path:
-    """A fresh workspace (LABDESK_HOME) that finds the tiny models already built."""
+def home(workspace_home: Path, builtin_models: Path, link_smollm2: Callable[[Path], None]) -> Path:
+    """A fresh workspace (LABDESK_HOME) that finds the tiny models already built and the tiny
+    recipe's SmolLM2 teacher already pulled."""
     (workspace_home / "models").mkdir(parents=True)
     (workspace_home / "models" / "builtin").symlink_to(builtin_models, target_is_directory=True)
+    link_smollm2(workspace_home)
     return workspace_home
 
 
