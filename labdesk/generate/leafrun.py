@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 from labdesk.errors import Cancelled
 from labdesk.events import Event, Reporter, null_reporter
@@ -276,12 +276,6 @@ class LeafRun:
                 metrics={"tok/s": round(tokens_per_s, 1)} if tokens_per_s else {},
             )
         )
-
-
-class _Scorer(Protocol):
-    def score(
-        self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
-    ) -> list[ScoreResult]: ...
 
 
 class _CachedScorer:

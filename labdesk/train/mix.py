@@ -221,13 +221,6 @@ def _knowledge_closed(sample: Sample, system_prompt: str) -> Sample:
     return _with(sample, system_prompt, _turns(sample), "", train_on="all" if full else "assistant")
 
 
-def _chunk_turns(sample: Sample) -> list[dict[str, str]]:
-    question, rest = _question_answer(sample)
-    chunk = _chunk(sample)
-    assert chunk is not None
-    return [{"role": "user", "content": _context_prompt([chunk["text"]], question)}, *rest]
-
-
 def _long_sample(
     sample: Sample,
     chunks: dict[tuple[str, int], dict[str, Any]],

@@ -89,14 +89,6 @@ class RunScreen(JobScreen):
             f"run {escape(self.paths.name)}: " + (summary or "not started")
         )
 
-    def on_screen_resume(self) -> None:
-        if self.is_mounted and self.job is None:
-            self.show_run()
-
-    def _run_changed(self) -> None:
-        if self.job is None:
-            self.show_run()
-
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
         if (job := self.begin_job("run")) is None:

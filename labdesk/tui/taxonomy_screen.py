@@ -30,7 +30,7 @@ from labdesk.tui.widgets import ModeBar, Question
 from labdesk.tui.work import notify_error
 
 if TYPE_CHECKING:
-    from labdesk.taxonomy import Leaf, Problem, Taxonomy
+    from labdesk.taxonomy import Leaf, Taxonomy
     from labdesk.tui.app import LabdeskApp
     from labdesk.tui.leaf_editor import LeafEditor
 
@@ -455,8 +455,3 @@ class TaxonomyScreen(Screen[None]):
         from labdesk.tui.documents_screen import DocumentsScreen
 
         self.app.push_screen(DocumentsScreen(self.editor.rel.removesuffix(f"/{LEAF_FILE}")))
-
-    def problems_for(self, rel: str) -> list[Problem]:
-        if self.taxonomy is None:
-            return []
-        return [p for p in self.taxonomy.problems if p.file == str(self.root / rel)]

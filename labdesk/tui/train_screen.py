@@ -134,14 +134,6 @@ class TrainScreen(JobScreen):
             table.update_cell(phase, "loss", f"{losses[-1]:.4f}" if losses else "")
             self.query_one(f"#loss-{phase}", LossChart).set_losses(losses)
 
-    def on_screen_resume(self) -> None:
-        if self.is_mounted and self.job is None:
-            self.show_run()
-
-    def _run_changed(self) -> None:
-        if self.job is None:
-            self.show_run()
-
     def _recipe_changed(self) -> None:
         self._plan(self.app.recipe_name)
 

@@ -109,8 +109,17 @@ class JobScreen(Screen[None]):
         self.watch(self.app, "run_name", self._run_changed, init=False)
         self.watch(self.app, "recipe_name", self._recipe_changed, init=False)
 
+    def show_run(self) -> None:
+        """Show the app's current run (subclasses override)."""
+
+    def on_screen_resume(self) -> None:
+        if self.is_mounted and self.job is None:
+            self.show_run()
+
     def _run_changed(self) -> None:
-        """Show the app's new current run (subclasses override)."""
+        """The app's current run changed: show it, unless a job here is busy with its own."""
+        if self.job is None:
+            self.show_run()
 
     def _recipe_changed(self) -> None:
         """Show what the app's new recipe means here (subclasses override)."""

@@ -14,11 +14,10 @@ from labdesk.resources import data_dir
 
 @pytest.fixture(scope="session")
 def builtin_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Both tiny models, built once (a real HF folder + GGUF each)."""
+    """The tiny student, built once (a real HF folder + GGUF); the teacher is SmolLM2."""
     from labdesk.tinymodels import ensure_builtin
 
     models = tmp_path_factory.mktemp("tiny-models")
-    ensure_builtin("tiny-teacher", models)
     ensure_builtin("tiny-student", models)
     return models / "builtin"
 

@@ -46,3 +46,11 @@ async def until(pilot: Pilot[Any], done: Callable[[], bool], timeout: float = 12
     while not done():
         assert time.monotonic() < deadline, "the app never got there"
         await pilot.pause(0.05)
+
+
+def tree_labels(screen: Any) -> list[str]:
+    """The taxonomy screen's leaf labels, as shown (verdict or unsaved mark first)."""
+    from textual.widgets import Tree
+
+    tree = screen.query_one("#leaves", Tree)
+    return [leaf.label.plain for group in tree.root.children for leaf in group.children]

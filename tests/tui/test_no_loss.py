@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Input, TextArea, Tree
+from textual.widgets import Button, Input, TextArea
 
 from labdesk.tui.app import LabdeskApp
 from labdesk.tui.chat_screen import ChatScreen
@@ -14,7 +14,7 @@ from labdesk.tui.leaf_editor import FieldBox, LeafEditor, field_id
 from labdesk.tui.taxonomy_screen import TaxonomyScreen
 from labdesk.tui.widgets import Question
 
-from .helpers import settle
+from .helpers import settle, tree_labels
 
 pytestmark = pytest.mark.anyio
 SIZE = (140, 45)
@@ -23,19 +23,19 @@ EMAIL = "compositional_skills/writing/freeform/email_tone/qna.yaml"
 GROUNDED = "compositional_skills/extraction/grounded/meeting_action_items/qna.yaml"
 
 
-def tree_labels(screen: TaxonomyScreen) -> list[str]:
-    tree = screen.query_one("#leaves", Tree)
-    return [leaf.label.plain for group in tree.root.children for leaf in group.children]
-
-
-async def open_with_edit(pilot, rel: str = HAIKU, name: str = "someone-else") -> LeafEditor:  # type: ignore[no-untyped-def]
-    """Open `rel` and type a new created_by into it, with the keyboard."""
+async def open_leaf(pilot, rel: str = HAIKU) -> tuple[TaxonomyScreen, LeafEditor]:  # type: ignore[no-untyped-def]
+    """Let the app settle on its taxonomy screen, then open `rel` there."""
     await settle(pilot)
     screen = pilot.app.screen
     assert isinstance(screen, TaxonomyScreen)
     await screen.open_leaf(rel)
     await settle(pilot)
-    editor = screen.query_one(LeafEditor)
+    return screen, screen.query_one(LeafEditor)
+
+
+async def open_with_edit(pilot, rel: str = HAIKU, name: str = "someone-else") -> LeafEditor:  # type: ignore[no-untyped-def]
+    """Open `rel` and type a new created_by into it, with the keyboard."""
+    _, editor = await open_leaf(pilot, rel)
     field = editor.query_one(f"#{field_id(('created_by',))}", Input)
     field.focus()
     field.value = ""
@@ -111,12 +111,7 @@ async def test_opening_another_leaf_asks_and_the_marker_shows(workspace_home: Pa
 async def test_removing_a_seed_asks(workspace_home: Path) -> None:
     app = LabdeskApp()
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, TaxonomyScreen)
-        await screen.open_leaf(HAIKU)
-        await settle(pilot)
-        editor = screen.query_one(LeafEditor)
+        _, editor = await open_leaf(pilot)
         count = len(editor.form.seeds)
         await pilot.click("#del-1")
         await settle(pilot)
@@ -136,12 +131,7 @@ async def test_tab_from_the_description_never_reaches_the_seed_buttons(
     """Typing text with spaces while Tab moves on used to press ✕ and remove seeds."""
     app = LabdeskApp()
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, TaxonomyScreen)
-        await screen.open_leaf(HAIKU)
-        await settle(pilot)
-        editor = screen.query_one(LeafEditor)
+        _, editor = await open_leaf(pilot)
         count = len(editor.form.seeds)
         editor.query_one(f"#{field_id(('task_description',))}", TextArea).focus()
         visited = []
@@ -169,11 +159,7 @@ async def test_a_clean_form_reloads_when_its_file_changes_on_disk(workspace_home
     app = LabdeskApp()
     file = app.taxonomy_root / HAIKU
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, TaxonomyScreen)
-        await screen.open_leaf(HAIKU)
-        await settle(pilot)
+        screen, _ = await open_leaf(pilot)
         fixed = file.read_text(encoding="utf-8").replace("created_by: labdesk", "created_by: shell")
         file.write_text(fixed, encoding="utf-8")
         await pilot.press("ctrl+r")
@@ -238,11 +224,7 @@ async def test_the_chat_box_takes_the_first_keystrokes(workspace_home: Path) -> 
 async def test_a_freeform_skill_shows_no_context_field(workspace_home: Path) -> None:
     app = LabdeskApp()
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, TaxonomyScreen)
-        await screen.open_leaf(HAIKU)
-        await settle(pilot)
+        screen, _ = await open_leaf(pilot)
         titles = [box.title for box in screen.query(FieldBox)]
         assert "context" not in titles and not any("grounded" in t for t in titles)
         await screen.open_leaf(GROUNDED)

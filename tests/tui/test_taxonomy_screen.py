@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Static, TextArea, Tree
+from textual.widgets import Input, Static, TextArea
 
 from labdesk.taxonomy import validate_file
 from labdesk.taxonomy.upstream import upstream_check
@@ -15,15 +15,10 @@ from labdesk.tui.app import LabdeskApp
 from labdesk.tui.leaf_editor import FieldBox, LeafEditor, field_id
 from labdesk.tui.taxonomy_screen import NewLeafDialog, TaxonomyScreen
 
-from .helpers import settle
+from .helpers import settle, tree_labels
 
 SIZE = (140, 50)
 pytestmark = pytest.mark.anyio
-
-
-def tree_labels(screen: TaxonomyScreen) -> list[str]:
-    tree = screen.query_one("#leaves", Tree)
-    return [leaf.label.plain for group in tree.root.children for leaf in group.children]
 
 
 async def test_tree_shows_every_sample_leaf_with_kind_seeds_and_verdict(
