@@ -83,11 +83,6 @@ HARDWARE = {
     "any CPU with 8 GB RAM": Hardware(5 * GIB, None, False, "cpu"),
     "any CPU": Hardware(4 * GIB, None, False, "cpu"),  # a small laptop
 }
-# Known not to fit by the plan; strict, so a fixed recipe turns this test red until removed.
-DOES_NOT_FIT = {
-    ("apple-16gb", "train"): "batch_tokens 2048 without checkpointing plans 10.7 GiB of 10.5: "
-    "recipes/apple-16gb.yaml should halve batch_tokens (its effective batch stays)",
-}
 
 
 @pytest.fixture(scope="module")
@@ -118,15 +113,7 @@ def _facts(recipe_name: str, ws: Workspace) -> ModelFacts:
 CASES = [(name, stage) for name in available_recipes() for stage in STAGES]
 
 
-@pytest.mark.parametrize(
-    ("recipe_name", "stage"),
-    [
-        pytest.param(*case, marks=pytest.mark.xfail(strict=True, reason=DOES_NOT_FIT[case]))
-        if case in DOES_NOT_FIT
-        else case
-        for case in CASES
-    ],
-)
+@pytest.mark.parametrize(("recipe_name", "stage"), CASES)
 def test_each_shipped_recipe_fits_the_hardware_it_names(
     recipe_name: str, stage: str, builtin_models: Workspace
 ) -> None:

@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
@@ -131,6 +132,11 @@ class LabdeskApp(App[None]):
     async def on_mount(self) -> None:
         if self._start_mode != self.current_mode:
             await self.switch_mode(self._start_mode)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # A blinking cursor is drawn or not depending on when the screen is captured.
+        if self.snapshot and hasattr(event.widget, "cursor_blink"):
+            event.widget.cursor_blink = False
 
     def start_job(self, name: str, run: RunPaths, *, writes_run: bool = True) -> Job:
         job = Job(name, run, writes_run=writes_run)

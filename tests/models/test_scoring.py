@@ -18,8 +18,6 @@ from labdesk.workspace import Workspace
 
 from .conftest import load
 
-SMOLLM2 = Path(__file__).resolve().parents[2].parent / "models/SmolLM2-135M-Instruct.Q4_1.gguf"
-
 # Tolerance per token, in nats. With flash attention off, llama.cpp's numbers do not depend on
 # how tokens are batched (measured: < 1e-7 on both models). With it on (llama.cpp's "auto" on a
 # CPU, the engine's default), short query blocks — one token per sequence while decoding, the
@@ -33,9 +31,7 @@ FLASH_MAX, FLASH_MEAN = 0.5, 0.1
 @pytest.fixture(scope="module", params=["tiny-teacher", "SmolLM2"])
 def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if request.param == "SmolLM2":
-        if not SMOLLM2.is_file():
-            pytest.skip(f"SmolLM2-135M-Instruct Q4_1 not found at {SMOLLM2}")
-        return SMOLLM2
+        return Path(request.getfixturevalue("smollm2"))
     ws = Workspace.open(tmp_path_factory.mktemp("home"))
     return resolve_model(ModelRef(builtin="tiny-teacher"), ws, want="gguf")
 
