@@ -511,10 +511,11 @@ def model_facts(
             return None
 
     teacher = judge = student = student_gguf = base = tuned = None
-    if {"generate", "evaluate"} & set(stages):
-        if path := locate("teacher", recipe.teacher, "gguf"):
+    if "generate" in stages:  # a model behind an endpoint takes no memory here
+        if not recipe.teacher.endpoint and (path := locate("teacher", recipe.teacher, "gguf")):
             teacher = read_gguf(path)
-        if recipe.judge is not None and (path := locate("judge", recipe.judge, "gguf")):
+        judge_ref = recipe.judge
+        if judge_ref and not judge_ref.endpoint and (path := locate("judge", judge_ref, "gguf")):
             judge = read_gguf(path)
     ref = recipe.student
     if {"mix", "train", "evaluate"} & set(stages):
@@ -552,12 +553,18 @@ def plan_stages(
 ) -> list[StagePlan]:
     """The plans of `stages` (of generate, train, evaluate) for `recipe` on `hw`."""
     plans: list[StagePlan] = []
+    judge_ref = recipe.judge or recipe.teacher
     judge = facts.judge if recipe.judge is not None else facts.teacher
     if "generate" in stages:
-        if facts.teacher is None or judge is None:
+        local = [
+            (info, ref)
+            for info, ref in ((facts.teacher, recipe.teacher), (judge, judge_ref))
+            if not ref.endpoint
+        ]
+        if any(info is None for info, _ in local):
             plans.append(StagePlan("generate", missing=facts.lacking("teacher", "judge")))
         else:
-            held = [facts.teacher] + ([judge] if judge.path != facts.teacher.path else [])
+            held = list({info.path: info for info, _ in local if info is not None}.values())
             steps = [[(m, _engine_plan) for m in held]]
             plans.append(_llama_stage("generate", recipe.engine, steps, hw))
     if "mix" in stages and recipe.mix.self_replay:

@@ -46,24 +46,67 @@ class ModelRef(_Section):
     builtin: Literal["tiny-teacher", "tiny-student"] | None = Field(
         None, description="A tiny model labdesk builds on this machine (offline demo)."
     )
+    endpoint: str | None = Field(
+        None,
+        description="An OpenAI-compatible server's base URL serving the teacher or judge, e.g. "
+        "http://127.0.0.1:8080/v1 (vLLM, llama.cpp's server, llama-cpp-python's).",
+    )
+    model: str | None = Field(None, description="The `endpoint`'s name for the model.")
+    api_key_env: str | None = Field(
+        None,
+        description="The environment variable holding the `endpoint`'s API key; the key itself "
+        "is never written to a recipe or a run.",
+    )
+    chat_template: str | None = Field(
+        None,
+        description="The `endpoint` model's Jinja chat template: prompts are rendered here so "
+        "that judges can score replies. Default: the server's own, where it publishes it "
+        "(llama.cpp's /props).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelRef:
-        sources = [s for s in (self.repo, self.package, self.path, self.builtin) if s]
+        sources = [
+            s for s in (self.repo, self.package, self.path, self.builtin, self.endpoint) if s
+        ]
         if len(sources) != 1:
-            raise ValueError("give exactly one of `repo`, `package`, `path` or `builtin`")
+            raise ValueError(
+                "give exactly one of `repo`, `package`, `path`, `builtin` or `endpoint`"
+            )
         if self.repo and not self.revision:
             raise ValueError("a `repo` model needs a pinned `revision` (a commit hash)")
         if self.package and ("==" not in self.package or not self.file or not self.sha256):
             raise ValueError("a `package` model needs 'name==version', its `file` and `sha256`")
+        if self.endpoint is None:
+            if self.model or self.api_key_env or self.chat_template:
+                raise ValueError("`model`, `api_key_env` and `chat_template` go with `endpoint`")
+        elif not self.endpoint.startswith(("http://", "https://")) or not self.model:
+            raise ValueError("an `endpoint` is an http(s) URL, with the `model` it serves")
         return self
 
     def label(self) -> str:
+        if self.endpoint:
+            return f"{self.model} at {self.endpoint}"
         if self.repo:
             return f"{self.repo}/{self.file}" if self.file else self.repo
         if self.package:
             return f"{self.package}:{self.file}"
         return self.path or f"builtin:{self.builtin}"
+
+
+class RemoteSettings(_Section):
+    """How labdesk talks to a teacher or judge behind an `endpoint`."""
+
+    concurrency: int = Field(8, ge=1, le=256, description="Requests in flight at once.")
+    timeout_s: float = Field(300.0, gt=0, description="Longest wait for one reply.")
+    retries: int = Field(
+        4,
+        ge=0,
+        le=20,
+        description="Tries after a failed request (connection refused, timeout, 429, 5xx), "
+        "each after twice the wait before (1 s, 2 s, 4 s…); or after a reply that breaks the "
+        "request's schema or pattern.",
+    )
 
 
 class EngineSettings(_Section):
@@ -308,6 +351,7 @@ class Recipe(_Section):
         "I am a helpful assistant, trained with the LAB method. I answer carefully and honestly."
     )
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    remote: RemoteSettings = Field(default_factory=RemoteSettings)
     generate: GenerateSettings = Field(default_factory=GenerateSettings)
     mix: MixSettings = Field(default_factory=MixSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
@@ -445,15 +489,16 @@ def _section_type(annotation: Any) -> type[BaseModel] | None:
 
 
 MODEL_REFS = ("teacher", "judge", "student")
-SOURCES = ("repo", "path", "builtin")
+SOURCES = ("repo", "path", "builtin", "endpoint")
 """A model reference's source keys: exactly one is set, so setting one replaces the others."""
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:
     """Set ``a.b.0.c=value`` inside nested dicts/lists (value parsed as YAML).
 
-    Setting a model reference's source (``teacher.path=...``, ``.repo`` or ``.builtin``) replaces
-    the whole reference: the recipe's other source and its pins no longer apply.
+    Setting a model reference's source (``teacher.path=...``, ``.repo``, ``.builtin`` or
+    ``.endpoint``) replaces the whole reference: the recipe's other source and its pins no
+    longer apply.
     """
     key, sep, raw = item.partition("=")
     if not sep or not key:

@@ -246,3 +246,20 @@ def test_self_replay_makes_mix_a_stage_that_loads_the_base_student() -> None:
     ((student,),) = plan.steps  # one model: the base student, as an f16 GGUF
     assert 0.9 * GIB < student.weights < 1.0 * GIB  # Qwen2.5-0.5B's 494M parameters in f16
     assert student.kv_cache > 0 and plan.peak_ram <= hw.ram
+
+
+def test_a_teacher_behind_an_endpoint_takes_no_memory_here(tmp_path: Path) -> None:
+    served = ["teacher.endpoint=http://127.0.0.1:8080/v1", "teacher.model=merlinite"]
+    recipe = load_recipe("cpu", served)
+    facts = model_facts(recipe, Workspace.open(tmp_path), build=False)
+    generate, *_ = plan_stages(recipe, facts, Hardware(8 * GIB))
+    assert generate.stage == "generate" and not generate.missing
+    assert generate.peak_ram == 0  # the teacher judges too: nothing is loaded here
+    # a judge of its own is planned (and missing until pulled)
+    pinned = "judge.repo=instructlab/merlinite-7b-lab-GGUF"
+    judged = load_recipe(
+        "cpu", [*served, pinned, "judge.revision=" + "a" * 40, "judge.file=m.gguf"]
+    )
+    facts = model_facts(judged, Workspace.open(tmp_path), build=False)
+    generate, *_ = plan_stages(judged, facts, Hardware(8 * GIB))
+    assert generate.missing == ("judge instructlab/merlinite-7b-lab-GGUF/m.gguf",)

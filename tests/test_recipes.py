@@ -104,3 +104,23 @@ def test_broken_yaml_and_unknown_name(tmp_path: Path) -> None:
         load_recipe(str(path))
     with pytest.raises(ConfigError, match="no recipe named"):
         load_recipe("no-such-recipe")
+
+
+def test_a_teacher_behind_an_endpoint_names_its_model(tmp_path: Path) -> None:
+    recipe = load_recipe(
+        "tiny",
+        [
+            "teacher.endpoint=http://127.0.0.1:8080/v1",
+            "teacher.model=granite",
+            "teacher.api_key_env=MY_KEY",
+        ],
+    )
+    assert recipe.teacher.builtin is None and recipe.teacher.label() == (
+        "granite at http://127.0.0.1:8080/v1"
+    )
+    with pytest.raises(ConfigError, match="with the `model` it serves"):
+        load_recipe("tiny", ["teacher.endpoint=http://127.0.0.1:8080/v1"])
+    with pytest.raises(ConfigError, match="with the `model` it serves"):
+        load_recipe("tiny", ["teacher.endpoint=127.0.0.1:8080", "teacher.model=m"])
+    with pytest.raises(ConfigError, match="go with `endpoint`"):
+        load_recipe("tiny", ["teacher.api_key_env=MY_KEY"])

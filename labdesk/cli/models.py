@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
 
 def _pull(args: argparse.Namespace) -> int:
     from labdesk.cli.render import ProgressRenderer, console
-    from labdesk.models.store import Want, parse_ref, pull_model
+    from labdesk.models.store import Want, parse_ref, pull_model, recipe_needs
     from labdesk.recipes import ModelRef, load_recipe
     from labdesk.workspace import Workspace
 
@@ -38,13 +38,12 @@ def _pull(args: argparse.Namespace) -> int:
         ref = parse_ref(args.target)
         wanted = [("model", ref, "gguf" if ref.file else "hf")]
     else:
-        recipe = load_recipe(args.target)
-        wanted = [("teacher", recipe.teacher, "gguf")]
-        if recipe.judge is not None:
-            wanted.append(("judge", recipe.judge, "gguf"))
-        wanted.append(("student", recipe.student, "hf"))
+        wanted = recipe_needs(load_recipe(args.target))
     with ProgressRenderer() as renderer:
         for role, ref, want in wanted:
+            if ref.endpoint:
+                console.print(f"[green]✓[/] {role}: {ref.label()} (served there)")
+                continue
             path = pull_model(ref, ws, want=want, reporter=renderer)
             console.print(f"[green]✓[/] {role}: {ref.label()} → {path}", highlight=False)
     return 0

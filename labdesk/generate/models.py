@@ -57,22 +57,25 @@ class Models:
 
 def load_models(recipe: Recipe, ws: Workspace) -> Models:
     """The teacher and the judge (the teacher itself unless the recipe names a judge)."""
-    from labdesk.models.engine import Engine
-
-    teacher_path = model_file(recipe.teacher, ws)
-    teacher = Engine.load(teacher_path, recipe.engine)
-    teacher_name = model_identity(recipe.teacher, teacher_path)
+    teacher, teacher_name = _load(recipe.teacher, recipe, ws)
     if recipe.judge is None:
         return Models(teacher, teacher, teacher_name, teacher_name)
-    judge_path = model_file(recipe.judge, ws)
-    judge = Engine.load(judge_path, recipe.engine)
-    return Models(teacher, judge, teacher_name, model_identity(recipe.judge, judge_path))
+    judge, judge_name = _load(recipe.judge, recipe, ws)
+    return Models(teacher, judge, teacher_name, judge_name)
 
 
-def model_file(ref: ModelRef, ws: Workspace) -> Path:
+def _load(ref: ModelRef, recipe: Recipe, ws: Workspace) -> tuple[TextModel, str]:
+    """A model in process (GGUF through llama.cpp) or behind an endpoint, and its identity."""
+    if ref.endpoint:
+        from labdesk.models.remote import RemoteModel
+
+        remote = RemoteModel.open(ref, recipe.remote, recipe.engine.n_ctx)
+        return remote, f"{ref.endpoint}#{remote.served_as}"
+    from labdesk.models.engine import Engine
     from labdesk.models.store import resolve_model
 
-    return resolve_model(ref, ws, want="gguf")
+    path = resolve_model(ref, ws, want="gguf")
+    return Engine.load(path, recipe.engine), model_identity(ref, path)
 
 
 def model_identity(ref: ModelRef, path: Path) -> str:

@@ -129,6 +129,23 @@ class ChatTemplate:
         return self.format.stop
 
 
+class ChatTemplated:
+    """A model that renders chats with its `template` (the engine, a model behind a server)."""
+
+    template: ChatTemplate
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        """Strings that end an assistant turn in this model's chat template."""
+        return self.template.stop
+
+    def chat_prompt(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        """`messages` rendered with the model's chat template (or the recipe's override)."""
+        return self.template.render(messages, add_generation_prompt=add_generation_prompt)
+
+
 _SYS, _USR, _ASST = "\x01SYSTEM\x01", "\x01USER\x01", "\x01ASSISTANT\x01"
 
 

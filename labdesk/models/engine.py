@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from labdesk.errors import ModelError
 from labdesk.memory import MemoryPlan, check_fits, gpu_device, plan_llama
-from labdesk.models.chat_template import ChatTemplate
+from labdesk.models.chat_template import ChatTemplate, ChatTemplated
 from labdesk.models.ggufinfo import GGUFInfo, read_gguf
 from labdesk.models.types import GenRequest, GenResult, ScoreRequest, ScoreResult
 
@@ -81,7 +81,7 @@ def resolve_gpu_layers(setting: int | str) -> int:
     return 999 if llama_cpp.llama_supports_gpu_offload() else 0
 
 
-class Engine:
+class Engine(ChatTemplated):
     """A loaded GGUF model with a multi-sequence context. Build it with `Engine.load`."""
 
     def __init__(self, path: Path, settings: EngineSettings, info: GGUFInfo) -> None:
@@ -255,17 +255,6 @@ class Engine:
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.token_bytes(t) for t in tokens).decode("utf-8", "replace")
-
-    @property
-    def stop(self) -> tuple[str, ...]:
-        """Strings that end an assistant turn in this model's chat template."""
-        return self.template.stop
-
-    def chat_prompt(
-        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
-    ) -> str:
-        """`messages` rendered with the model's chat template (or the recipe's override)."""
-        return self.template.render(messages, add_generation_prompt=add_generation_prompt)
 
     # -- generation ------------------------------------------------------------------------
 

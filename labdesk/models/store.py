@@ -22,7 +22,7 @@ from labdesk.errors import ModelError
 from labdesk.events import Event, Reporter, null_reporter
 
 if TYPE_CHECKING:
-    from labdesk.recipes import ModelRef
+    from labdesk.recipes import ModelRef, Recipe
     from labdesk.workspace import Workspace
 
 Want = Literal["gguf", "hf"]
@@ -52,6 +52,15 @@ def ref_dir(ref: ModelRef, ws: Workspace) -> Path:
     return hub_cache(ws) / ref.repo.replace("/", "--") / ref.revision
 
 
+def recipe_needs(recipe: Recipe) -> list[tuple[str, ModelRef, Want]]:
+    """The models a recipe uses, and in which form (GGUF to generate, HF folder to train)."""
+    needs: list[tuple[str, ModelRef, Want]] = [("teacher", recipe.teacher, "gguf")]
+    if recipe.judge is not None:
+        needs.append(("judge", recipe.judge, "gguf"))
+    needs.append(("student", recipe.student, "hf"))
+    return needs
+
+
 def resolve_model(
     ref: ModelRef, ws: Workspace, *, want: Want, reporter: Reporter = null_reporter
 ) -> Path:
@@ -59,6 +68,12 @@ def resolve_model(
 
     A GGUF wanted as Hugging Face weights (a student given as a GGUF) is converted once.
     """
+    if ref.endpoint:
+        raise ModelError(
+            "this model is served by an endpoint, not stored here",
+            where=ref.label(),
+            hint="a student must be a file here: give it as `repo`, `package` or `path`",
+        )
     if ref.builtin:
         built = _ensure_builtin(ref, ws)
         return built.gguf if want == "gguf" else built.hf_dir

@@ -19,8 +19,7 @@ from labdesk.tui.widgets import ModeBar, RecipeSelect
 from labdesk.tui.work import CoreEvent, Job, JobScreen, notify_error
 
 if TYPE_CHECKING:
-    from labdesk.models.store import StoredModel, Want
-    from labdesk.recipes import ModelRef, Recipe
+    from labdesk.models.store import StoredModel
 
 
 def _size(n: int) -> str:
@@ -29,15 +28,6 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return f"{n} B"
-
-
-def recipe_needs(recipe: Recipe) -> list[tuple[str, ModelRef, Want]]:
-    """The models a recipe uses, and in which form (GGUF to generate, HF folder to train)."""
-    needs: list[tuple[str, ModelRef, Want]] = [("teacher", recipe.teacher, "gguf")]
-    if recipe.judge is not None:
-        needs.append(("judge", recipe.judge, "gguf"))
-    needs.append(("student", recipe.student, "hf"))
-    return needs
 
 
 class ModelsScreen(JobScreen):
@@ -89,14 +79,16 @@ class ModelsScreen(JobScreen):
     @work(thread=True, exclusive=True, group="models-survey")
     def _survey(self, recipe_name: str) -> None:
         from labdesk.errors import ModelError
-        from labdesk.models.store import list_models, resolve_model
+        from labdesk.models.store import list_models, recipe_needs, resolve_model
         from labdesk.recipes import load_recipe
 
         try:
             recipe = load_recipe(recipe_name)
             needs = []
             for role, ref, want in recipe_needs(recipe):
-                if ref.builtin:
+                if ref.endpoint:
+                    status = "served by its endpoint"
+                elif ref.builtin:
                     status = "built on this machine when first used"
                 else:
                     try:
@@ -131,7 +123,7 @@ class ModelsScreen(JobScreen):
 
     @work(thread=True, exclusive=True, group="models-pull")
     def _pull(self, job: Job, recipe_name: str) -> None:
-        from labdesk.models.store import pull_model
+        from labdesk.models.store import pull_model, recipe_needs
         from labdesk.recipes import load_recipe
 
         done: list[str] = []
@@ -140,6 +132,8 @@ class ModelsScreen(JobScreen):
             for role, ref, want in recipe_needs(recipe):
                 if job.cancel.is_set():
                     break
+                if ref.endpoint:
+                    continue
                 pull_model(ref, self.app.workspace, want=want, reporter=job.reporter(self))
                 done.append(role)
         except Exception as exc:
