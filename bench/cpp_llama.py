@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from labdesk.models.sampling import request_grammar
-from labdesk.models.types import FinishReason, GenRequest, GenResult
+from labdesk.models.types import FinishReason, GenRequest, GenResult, ScoreRequest, ScoreResult
 
 
 def _env(binary: Path) -> dict[str, str]:
@@ -176,6 +176,16 @@ class EnginePrompts:
 
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)
+
+    def can_score(self) -> bool:
+        return True
+
+    def score(
+        self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
+    ) -> list[ScoreResult]:
+        """Judging stays in labdesk's engine for every run, so the runs differ only in how
+        replies are generated."""
+        return self.engine.score(requests, cancel=cancel)
 
 
 class ServerModel(EnginePrompts):

@@ -14,8 +14,9 @@ Prints, in one run:
      it should not grow with the number of slots;
 and last, with `--llama-cpp-bin`: `labdesk / llama.cpp C++ at 8 slots: R×`.
 
-Default model: SmolLM2-135M-Instruct Q4_1 at ../models/ (a real 49K-vocabulary instruct model)
-when present, else the real stories260K GGUF and a random ~19M-parameter Llama. How to build
+Default model: SmolLM2-135M-Instruct Q4_1, the demo recipe's teacher (a real 49K-vocabulary
+instruct model, pulled into the workspace as `labdesk models pull demo` does); where it cannot be
+pulled, the real stories260K GGUF and a random ~19M-parameter Llama. How to build
 llama.cpp's tools: see bench/cpp_llama.py.
 
 Times are CPU seconds (this process for labdesk and llama-cpp-python, the server process for
@@ -49,7 +50,6 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[0].parent / "shared/fixtures"
 STORIES = SHARED / "stories260K/stories260K.gguf"
 VOCAB_32K = SHARED / "vocab/ggml-vocab-llama-spm.gguf"
-SMOLLM2 = HERE.parents[0].parent / "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 QWEN2_VOCAB = 151_936
 SLOTS = (1, 2, 4, 8, 16)
 CLOCK: Callable[[], float] = time.process_time
@@ -259,6 +259,22 @@ def overhead(folder: Path, threads: int, repeats: int) -> None:
             print(row)
 
 
+def _demo_teacher() -> Path | None:
+    """The demo recipe's teacher GGUF, pulled if it is not yet; None where it cannot be."""
+    from labdesk.errors import ModelError
+    from labdesk.models.store import pull_model
+    from labdesk.recipes import load_recipe
+    from labdesk.workspace import Workspace
+
+    try:
+        return pull_model(load_recipe("demo").teacher, Workspace.open(), want="gguf")
+    except ModelError as exc:
+        print(
+            f"SmolLM2 could not be pulled ({exc.message}): a random model instead", file=sys.stderr
+        )
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -288,8 +304,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.gguf:
             models = [(path.name, path) for path in args.gguf]
-        elif SMOLLM2.is_file():
-            models = [("SmolLM2-135M-Instruct Q4_1 (real, 49K vocabulary)", SMOLLM2)]
+        elif smollm2 := _demo_teacher():
+            models = [("SmolLM2-135M-Instruct Q4_1 (real, 49K vocabulary)", smollm2)]
         else:
             big = write_random_llama(
                 Path(tmp) / "random-20M.gguf",

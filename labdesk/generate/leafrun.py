@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from labdesk.errors import Cancelled
@@ -288,21 +289,51 @@ class _CachedScorer:
         self.tokens = tokens
         self.chat_prompt: Callable[..., str] = model.chat_prompt
         self.count_tokens: Callable[[str], int] = model.count_tokens
+        self.can_score: Callable[[], bool] = model.can_score
+
+    def generate(
+        self, requests: Sequence[GenRequest], *, cancel: threading.Event | None = None
+    ) -> list[GenResult]:
+        """Verdicts asked of a judge that cannot be scored, cached as the teacher's replies."""
+        keys = [ReplyCache.key(self.name, r) for r in requests]
+
+        def keep(key: str, result: GenResult) -> None:
+            if result.finish_reason != "cancelled":
+                self.cache.put(key, result)
+                self.tokens["judge"] += result.tokens
+
+        fresh = partial(self.model.generate, cancel=cancel)
+        return _through_cache(requests, keys, self.cache.get, fresh, keep)
 
     def score(
         self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
     ) -> list[ScoreResult]:
         keys = [ReplyCache.score_key(self.name, r) for r in requests]
-        found: list[ScoreResult | None] = [self.cache.get_score(k) for k in keys]
-        todo = [i for i, r in enumerate(found) if r is None]
-        if todo:
-            fresh = self.model.score([requests[i] for i in todo], cancel=cancel)
-            for i, result in zip(todo, fresh, strict=True):
-                self.cache.put_score(keys[i], result)
-                found[i] = result
-                self.tokens["judge"] += len(result.tokens)
-                self.tokens["prompt"] += result.prompt_tokens
-        return [r for r in found if r is not None]
+
+        def keep(key: str, result: ScoreResult) -> None:
+            self.cache.put_score(key, result)
+            self.tokens["judge"] += len(result.tokens)
+            self.tokens["prompt"] += result.prompt_tokens
+
+        fresh = partial(self.model.score, cancel=cancel)
+        return _through_cache(requests, keys, self.cache.get_score, fresh, keep)
+
+
+def _through_cache(
+    requests: Sequence[Any],
+    keys: list[str],
+    get: Callable[[str], Any],
+    compute: Callable[[list[Any]], list[Any]],
+    keep: Callable[[str, Any], None],
+) -> list[Any]:
+    """Each request's cached result, computing the missing ones together; `keep` caches one."""
+    found = [get(k) for k in keys]
+    todo = [i for i, r in enumerate(found) if r is None]
+    if todo:
+        for i, result in zip(todo, compute([requests[i] for i in todo]), strict=True):
+            keep(keys[i], result)
+            found[i] = result
+    return found
 
 
 def _clean(text: str) -> str:

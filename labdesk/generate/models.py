@@ -43,6 +43,9 @@ class TextModel(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
+    def can_score(self) -> bool:
+        """Whether `score` works (a server may give no prompt log-probabilities)."""
+
 
 @dataclass(frozen=True)
 class Models:

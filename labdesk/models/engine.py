@@ -280,6 +280,10 @@ class Engine(ChatTemplated):
                     on_result(index, result)
         return [r for r in results if r is not None]
 
+    def can_score(self) -> bool:
+        """In process, every prompt's log-probabilities are at hand."""
+        return True
+
     def score(
         self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
     ) -> list[ScoreResult]:

@@ -3,7 +3,8 @@ llama-cpp-python's server), with the same interface as the in-process `Engine`.
 
 Prompts are rendered here with the model's chat template and sent as text to `/completions`,
 because the judges score text: a reply's log-probabilities come from the same endpoint with
-`echo` and `logprobs`, which chat completions cannot give. Requests run `concurrency` at a time;
+`echo` and `logprobs`, which chat completions cannot give (`can_score` says whether the server
+gives usable ones; where not, the judges ask for verdicts instead). Requests run `concurrency` at a time;
 a refused connection, a timeout, a 429 or a 5xx is tried again after a doubling wait, and a
 reply that breaks its request's schema or pattern is asked again with another seed. The API key
 is read from the environment variable the recipe names, at start, and kept in memory only.
@@ -130,7 +131,8 @@ class RemoteModel(ChatTemplated):
         self.served_as = served_as
         """The model's id as the server lists it: part of the run's record of its teacher."""
         self._tokenize_route: str | None = None
-        self._echo_checked = False
+        self._scores: bool | None = None
+        """Whether the server's echoed log-probabilities are usable; None until checked."""
         self.count_tokens = lru_cache(maxsize=4096)(self._count_tokens)
 
     @classmethod
@@ -204,8 +206,8 @@ class RemoteModel(ChatTemplated):
     def score(
         self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
     ) -> list[ScoreResult]:
-        if requests and not self._echo_checked:
-            self._check_echo()
+        if requests and not self.can_score():
+            self._check_echo()  # raises the reason
         scored: list[ScoreResult | None] = [None] * len(requests)
 
         def finished(index: int, result: ScoreResult) -> None:
@@ -215,6 +217,15 @@ class RemoteModel(ChatTemplated):
         if any(s is None for s in scored):
             raise Cancelled("scoring stopped; run again to resume")
         return [s for s in scored if s is not None]
+
+    def can_score(self) -> bool:
+        if self._scores is None:
+            try:
+                self._check_echo()
+                self._scores = True
+            except NoPromptScores:
+                self._scores = False
+        return self._scores
 
     def _check_echo(self) -> None:
         """Score a reply any language model finds easy, formatted as the judges format theirs.
@@ -231,7 +242,7 @@ class RemoteModel(ChatTemplated):
         result = self._score(ScoreRequest(prompt, whole[len(prompt) :]))
         mean = result.total / max(1, len(result.logprobs))
         if mean < _ALIGNED_MEAN:
-            raise ModelError(
+            raise NoPromptScores(
                 f"the server's log-probabilities do not line up with the text's tokens (counting "
                 f"to 12 scored {mean:.1f} nats per token, where any model gives above "
                 f"{_ALIGNED_MEAN}); labdesk's judges would decide on noise",
@@ -239,7 +250,6 @@ class RemoteModel(ChatTemplated):
                 hint="serve the judge with vLLM, or judge with a GGUF here; llama-cpp-python's "
                 "server lines them up only when the chat template begins with the BOS token",
             )
-        self._echo_checked = True
 
     def close(self) -> None:
         """Nothing is held here: the server keeps the model."""
@@ -426,8 +436,12 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def _no_logprobs(url: str, why: str) -> ModelError:
-    return ModelError(
+class NoPromptScores(ModelError):
+    """The server cannot give (usable) log-probabilities of a prompt's tokens."""
+
+
+def _no_logprobs(url: str, why: str) -> NoPromptScores:
+    return NoPromptScores(
         f"the server gives no log-probabilities of a prompt's tokens ({why}); labdesk's judges "
         "score replies with them",
         where=url,

@@ -81,6 +81,9 @@ class RecordingModel:
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)  # type: ignore[attr-defined,no-any-return]
 
+    def can_score(self) -> bool:
+        return self.engine.can_score()  # type: ignore[attr-defined,no-any-return]
+
     def score(
         self, requests: Sequence[ScoreRequest], *, cancel: object = None
     ) -> list[ScoreResult]:

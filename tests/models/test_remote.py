@@ -301,3 +301,54 @@ def test_the_cli_previews_with_a_served_teacher_and_says_when_it_is_down(
     failed = labdesk("generate", "--recipe", down, "--leaf", leaf, "--preview", "1")
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert "did not answer after 2 tries" in failed.stderr and "/v1/models" in failed.stderr
+
+
+def test_a_judge_that_cannot_be_scored_is_asked_for_verdicts(smollm2: Path, tmp_path: Path) -> None:
+    from labdesk.generate import run_generation
+    from labdesk.generate.judges import MODEL_JUDGES, RULE_JUDGES, Pair, run_judges
+    from labdesk.runs import RunPaths
+    from labdesk.taxonomy import load_taxonomy
+    from labdesk.workspace import Workspace
+    from tests.generate.helpers import copy_taxonomy, write_recipe
+
+    log = tmp_path / "server.log"
+    server, url = start_server(smollm2, log, "--logits_all", "false")
+    try:
+        judge_ref = Served(url, smollm2, log).ref(api_key_env=None)  # type: ignore[arg-type]
+        judge = RemoteModel.open(judge_ref, QUICK, 2048)
+        assert not judge.can_score()
+        passage = "Gullstone lighthouse was built in 1871 on the island of Kelderwick."
+        pairs = [
+            Pair("knowledge", "When was Gullstone lighthouse built?", "In 1871.", passage),
+            Pair("knowledge", "When was Gullstone lighthouse built?", "Last week.", passage),
+        ]
+        judges = [MODEL_JUDGES["grounded"], RULE_JUDGES["standalone"]]
+        verdicts = run_judges(judges, pairs, judge)
+        for found in verdicts:
+            grounded, standalone = found["grounded"], found["standalone"]
+            assert grounded.reason in ("the judge model says yes", "the judge model says no")
+            assert grounded.ok == (grounded.value == 1.0)
+            assert standalone.ok and standalone.reason == "can be asked without the passage"
+
+        # a run whose judge is that server: every model judge's verdict is one it gave
+        ws = Workspace.open(tmp_path / "home")
+        local = write_recipe(tmp_path, smollm2, "generate.max_rounds=1")
+        recipe = local.model_copy(update={"judge": judge_ref, "remote": QUICK})
+        leaf = "compositional_skills/writing/freeform/email_tone"
+        run = RunPaths(tmp_path / "run")
+        taxonomy = load_taxonomy(copy_taxonomy(tmp_path / "taxonomy"))
+        (report,) = run_generation(taxonomy, recipe, run.root, ws=ws, leaves=[leaf]).leaves
+        slug = leaf.replace("/", "__")
+        rows = [
+            json.loads(line)
+            for path in (run.accepted(slug), run.rejected(slug))
+            if path.exists()
+            for line in path.read_text(encoding="utf-8").splitlines()
+        ]
+        assert len(rows) == report.accepted + report.rejected > 0
+        scored = [r["metadata"]["scores"] for r in rows if r["metadata"]["scores"]]
+        verdicts_given = [s[name] for s in scored for name in ("finished", "on_task") if name in s]
+        assert verdicts_given and set(verdicts_given) <= {0.0, 1.0}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
