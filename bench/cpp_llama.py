@@ -177,6 +177,10 @@ class EnginePrompts:
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)
 
+    @property
+    def stop(self) -> tuple[str, ...]:
+        return self.engine.stop
+
     def can_score(self) -> bool:
         return True
 

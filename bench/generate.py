@@ -117,6 +117,7 @@ class OneAtATime(cpp.EnginePrompts):  # type: ignore[name-defined]
                 min_p=0.0,
                 repeat_penalty=1.0,
                 seed=request.seed,
+                stop=list(request.stop),
                 grammar=grammar,
             )
             choice = out["choices"][0]
@@ -220,14 +221,14 @@ def measure(name: str, args: argparse.Namespace, home: Path) -> None:
     rows = []
     stats = engine.stats
     for label, models, decoder in runs:
-        before = (stats.decode_seconds, stats.decode_cpu_seconds)
+        before = stats.decode_seconds
         folder = home / "runs" / label.split()[0]
         report, seconds, cpu = run(models, recipe, ws, folder, server=decoder)
         rows.append((label, report, seconds, cpu))
         if decoder is not None:
             decoder.close()
         if models is batched:
-            decode = (stats.decode_seconds - before[0], stats.decode_cpu_seconds - before[1])
+            decode = stats.decode_seconds - before
     computed, reused = stats.prompt_computed, stats.prompt_reused
     engine.close()
 
@@ -258,12 +259,12 @@ def measure(name: str, args: argparse.Namespace, home: Path) -> None:
         print(f"batched vs one at a time: {wall:.2f}x accepted/min, {per_cpu:.2f}x per CPU-minute")
     else:
         print("batched vs one at a time: no ratio, the baseline accepted nothing (raise --samples)")
-    # labdesk's own overhead: the stage's time outside llama.cpp's decode calls (prompt
-    # building, filters, sampling, grammar, files), by the clock and by CPU.
+    # labdesk's own overhead: the stage's wall time outside llama.cpp's decode calls (prompt
+    # building, filters, sampling, grammar, files). By CPU it cannot be split this way: the
+    # decode call's CPU is its calling thread's only, llama.cpp's other threads are not in it.
     print(
-        f"labdesk: llama.cpp decoding {decode[0]:.1f}s of the stage's {ours[2]:.1f}s wall "
-        f"(own overhead {1 - decode[0] / ours[2]:.0%}); {decode[1]:.1f} of {ours[3]:.1f} "
-        f"CPU-s (own overhead {1 - decode[1] / ours[3]:.0%}); computed {computed:,} prompt "
+        f"labdesk: llama.cpp decoding {decode:.1f}s of the stage's {ours[2]:.1f}s wall "
+        f"(own overhead {1 - decode / ours[2]:.1%}); computed {computed:,} prompt "
         f"tokens, found {reused:,} in the cache"
     )
     # Batching shares decode steps between sequences; it cannot make a prompt token cheaper to
