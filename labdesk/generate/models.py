@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 class TextModel(Protocol):
-    """What generation needs of a model: labdesk's Engine, or a one-at-a-time baseline."""
+    """What generation needs of a model: labdesk's Engine, a model behind a server (RemoteModel),
+    or a benchmark's baseline."""
 
     n_ctx: int
 
