@@ -359,6 +359,15 @@ class Recipe(_Section):
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
     source: Path | None = Field(None, exclude=True, description="The file it was read from.")
 
+    @model_validator(mode="after")
+    def _student_is_a_file(self) -> Recipe:
+        if self.student.endpoint:
+            raise ValueError(
+                "the student is trained here: give it as `repo`, `package`, `path` or "
+                "`builtin`, not as an `endpoint`"
+            )
+        return self
+
 
 def available_recipes() -> dict[str, Path]:
     return {p.stem: p for p in sorted(data_dir("recipes").glob("*.yaml"))}

@@ -124,3 +124,6 @@ def test_a_teacher_behind_an_endpoint_names_its_model(tmp_path: Path) -> None:
         load_recipe("tiny", ["teacher.endpoint=127.0.0.1:8080", "teacher.model=m"])
     with pytest.raises(ConfigError, match="go with `endpoint`"):
         load_recipe("tiny", ["teacher.api_key_env=MY_KEY"])
+    served_student = ["student.endpoint=http://127.0.0.1:8080/v1", "student.model=m"]
+    with pytest.raises(ConfigError, match="the student is trained here"):
+        load_recipe("tiny", served_student)

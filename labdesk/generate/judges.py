@@ -40,6 +40,7 @@ from typing import Protocol
 
 from labdesk.errors import Cancelled
 from labdesk.generate.filters import normalize
+from labdesk.models.chat_template import reply_request
 from labdesk.models.types import GenRequest, GenResult, ScoreRequest, ScoreResult
 from labdesk.names import names_and_numbers
 
@@ -99,15 +100,6 @@ class Reply:
     @property
     def mean(self) -> float:
         return sum(self.answer) / max(1, len(self.answer))
-
-
-def reply_request(model: ChatScorer, messages: list[dict[str, str]], reply: str) -> ScoreRequest:
-    """How likely `reply` is as the assistant's next turn, its end-of-turn marker included."""
-    prompt = model.chat_prompt(messages)
-    whole = model.chat_prompt([*messages, {"role": "assistant", "content": reply}], False)
-    if not whole.startswith(prompt):  # a template that rewrites earlier turns: score the text
-        return ScoreRequest(prompt, reply)
-    return ScoreRequest(prompt, whole[len(prompt) :])
 
 
 def read_reply(model: ChatScorer, request: ScoreRequest, reply: str, result: ScoreResult) -> Reply:

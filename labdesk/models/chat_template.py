@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from labdesk.errors import ModelError
+from labdesk.models.types import ScoreRequest
 
 if TYPE_CHECKING:
     from labdesk.models.ggufinfo import GGUFInfo
@@ -144,6 +145,21 @@ class ChatTemplated:
     ) -> str:
         """`messages` rendered with the model's chat template (or the recipe's override)."""
         return self.template.render(messages, add_generation_prompt=add_generation_prompt)
+
+
+class ChatRenderer(Protocol):
+    def chat_prompt(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str: ...
+
+
+def reply_request(model: ChatRenderer, messages: list[dict[str, str]], reply: str) -> ScoreRequest:
+    """How likely `reply` is as the assistant's next turn, its end-of-turn marker included."""
+    prompt = model.chat_prompt(messages)
+    whole = model.chat_prompt([*messages, {"role": "assistant", "content": reply}], False)
+    if not whole.startswith(prompt):  # a template that rewrites earlier turns: score the text
+        return ScoreRequest(prompt, reply)
+    return ScoreRequest(prompt, whole[len(prompt) :])
 
 
 _SYS, _USR, _ASST = "\x01SYSTEM\x01", "\x01USER\x01", "\x01ASSISTANT\x01"

@@ -4,9 +4,9 @@ llama-cpp-python's server), with the same interface as the in-process `Engine`.
 Prompts are rendered here with the model's chat template and sent as text to `/completions`,
 because the judges score text: a reply's log-probabilities come from the same endpoint with
 `echo` and `logprobs`, which chat completions cannot give (`can_score` says whether the server
-gives usable ones; where not, the judges ask for verdicts instead). Requests run `concurrency` at a time;
-a refused connection, a timeout, a 429 or a 5xx is tried again after a doubling wait, and a
-reply that breaks its request's schema or pattern is asked again with another seed. The API key
+gives usable ones; where not, the judges ask for verdicts instead). Requests run `concurrency`
+at a time; a refused connection, a timeout, a 429 or a 5xx is tried again after a doubling wait,
+and a reply that breaks its request's schema or pattern is asked again with another seed. The API key
 is read from the environment variable the recipe names, at start, and kept in memory only.
 """
 
@@ -24,15 +24,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 from labdesk.errors import Cancelled, ModelError
-from labdesk.models.chat_template import ChatTemplate, ChatTemplated
+from labdesk.models.chat_template import ChatTemplate, ChatTemplated, reply_request
+from labdesk.models.kvcache import common_len
 from labdesk.models.types import FinishReason, GenRequest, GenResult, ScoreRequest, ScoreResult
 from labdesk.recipes import ModelRef, RemoteSettings
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _FIRST_WAIT_S = 1.0
 _ALIGNED_MEAN = -3.0
-"""Mean log-probability per token above which the echo check (`_check_echo`) passes."""
+"""Mean log-probability per token above which `can_score` trusts the echo."""
 _PLAIN_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
 """Temperature and top-p only, as the engine samples: llama-cpp-python's server would otherwise
 add top-k 40, min-p 0.05 and a 1.1 repeat penalty (greedy replies would differ)."""
@@ -131,8 +134,9 @@ class RemoteModel(ChatTemplated):
         self.served_as = served_as
         """The model's id as the server lists it: part of the run's record of its teacher."""
         self._tokenize_route: str | None = None
-        self._scores: bool | None = None
-        """Whether the server's echoed log-probabilities are usable; None until checked."""
+        self._checked = False
+        self._why_not: NoPromptScores | None = None
+        """Why the server's echoed log-probabilities are not usable (see `can_score`)."""
         self.count_tokens = lru_cache(maxsize=4096)(self._count_tokens)
 
     @classmethod
@@ -207,7 +211,8 @@ class RemoteModel(ChatTemplated):
         self, requests: Sequence[ScoreRequest], *, cancel: threading.Event | None = None
     ) -> list[ScoreResult]:
         if requests and not self.can_score():
-            self._check_echo()  # raises the reason
+            assert self._why_not is not None
+            raise self._why_not
         scored: list[ScoreResult | None] = [None] * len(requests)
 
         def finished(index: int, result: ScoreResult) -> None:
@@ -219,37 +224,38 @@ class RemoteModel(ChatTemplated):
         return [s for s in scored if s is not None]
 
     def can_score(self) -> bool:
-        if self._scores is None:
-            try:
-                self._check_echo()
-                self._scores = True
-            except NoPromptScores:
-                self._scores = False
-        return self._scores
+        """Whether the server echoes usable log-probabilities of a prompt, checked once.
 
-    def _check_echo(self) -> None:
-        """Score a reply any language model finds easy, formatted as the judges format theirs.
-
-        Some servers echo log-probabilities one token off (llama-cpp-python's, for a text that
-        does not begin with the BOS token): every number is then that of a token repeating, and
-        the judges would decide on noise. Measured on SmolLM2-135M: -0.14 nats per token lined
-        up, -13.9 one off.
+        Score a reply any language model finds easy, formatted as the judges format theirs.
+        Some servers echo the numbers one token off (llama-cpp-python's, for a text that does
+        not begin with the BOS token): each is then that of a token repeating, and the judges
+        would decide on noise. Measured by this check on SmolLM2-135M: -0.14 nats per token
+        lined up, -13.9 one off.
         """
+        if self._checked:
+            return self._why_not is None
         messages = [{"role": "user", "content": "Count from 1 to 12, separated by commas."}]
-        prompt = self.chat_prompt(messages)
-        reply = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
-        whole = self.chat_prompt([*messages, {"role": "assistant", "content": reply}], False)
-        result = self._score(ScoreRequest(prompt, whole[len(prompt) :]))
-        mean = result.total / max(1, len(result.logprobs))
-        if mean < _ALIGNED_MEAN:
-            raise NoPromptScores(
-                f"the server's log-probabilities do not line up with the text's tokens (counting "
-                f"to 12 scored {mean:.1f} nats per token, where any model gives above "
-                f"{_ALIGNED_MEAN}); labdesk's judges would decide on noise",
-                where=self.server.url,
-                hint="serve the judge with vLLM, or judge with a GGUF here; llama-cpp-python's "
-                "server lines them up only when the chat template begins with the BOS token",
-            )
+        probe = reply_request(self, messages, "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")
+        try:
+            result = self._score(probe)
+        except HTTPRefused as exc:  # e.g. llama-cpp-python's server without logits_all
+            self._why_not = _no_logprobs(self.server.url, exc.message)
+        except NoPromptScores as exc:
+            self._why_not = exc
+        else:
+            mean = result.total / max(1, len(result.logprobs))
+            if mean < _ALIGNED_MEAN:
+                self._why_not = NoPromptScores(
+                    f"the server's log-probabilities do not line up with the text's tokens "
+                    f"(counting to 12 scored {mean:.1f} nats per token, where any model gives "
+                    f"above {_ALIGNED_MEAN}); labdesk's judges would decide on noise",
+                    where=self.server.url,
+                    hint="serve the judge with vLLM, or judge with a GGUF here; "
+                    "llama-cpp-python's server lines them up only when the chat template "
+                    "begins with the BOS token",
+                )
+        self._checked = True
+        return self._why_not is None
 
     def close(self) -> None:
         """Nothing is held here: the server keeps the model."""
@@ -285,7 +291,7 @@ class RemoteModel(ChatTemplated):
     def _score(self, request: ScoreRequest) -> ScoreResult:
         whole = request.prompt + request.continuation
         prompt_ids, whole_ids = self.tokenize(request.prompt), self.tokenize(whole)
-        shared = _common_prefix(prompt_ids, whole_ids)
+        shared = common_len(np.array(prompt_ids), np.array(whole_ids), len(whole_ids))
         if shared == len(whole_ids) and shared > 0:
             shared -= 1  # an empty continuation still scores the token that ends the text
         wanted = len(whole_ids) - shared
@@ -297,10 +303,7 @@ class RemoteModel(ChatTemplated):
             "echo": True,
             "logprobs": 1,
         }
-        try:
-            reply = self.server.post("/completions", body)
-        except HTTPRefused as exc:
-            raise _no_logprobs(self.server.url, exc.message) from None
+        reply = self.server.post("/completions", body)
         logprobs = (reply.get("choices") or [{}])[0].get("logprobs") or {}
         values = logprobs.get("token_logprobs") or []
         offsets = logprobs.get("text_offset") or [0] * len(values)
@@ -425,15 +428,6 @@ def _checked(request: GenRequest, result: GenResult) -> GenResult | None:
     except (json.JSONDecodeError, jsonschema.ValidationError):
         return None
     return GenResult(result.text, result.tokens, result.prompt_tokens, result.finish_reason, value)
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 class NoPromptScores(ModelError):

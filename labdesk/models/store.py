@@ -68,12 +68,7 @@ def resolve_model(
 
     A GGUF wanted as Hugging Face weights (a student given as a GGUF) is converted once.
     """
-    if ref.endpoint:
-        raise ModelError(
-            "this model is served by an endpoint, not stored here",
-            where=ref.label(),
-            hint="a student must be a file here: give it as `repo`, `package` or `path`",
-        )
+    assert not ref.endpoint, "a model behind an endpoint has no local file"
     if ref.builtin:
         built = _ensure_builtin(ref, ws)
         return built.gguf if want == "gguf" else built.hf_dir
