@@ -15,7 +15,7 @@ from labdesk.tui.app import LabdeskApp
 from labdesk.tui.train_screen import TrainScreen
 from labdesk.tui.widgets import Question
 
-from .helpers import settle
+from .helpers import settle, until
 from .test_flow import seed_samples
 
 pytestmark = pytest.mark.anyio
@@ -50,7 +50,7 @@ async def test_mix_and_train_asks_about_leaves_without_samples(
         await pilot.click("#start")
         await settle(pilot)
         await pilot.click("#answer-without")
-        await pilot.pause()
+        await until(pilot, lambda: screen.job is not None)  # the answer arrives as a message
         assert screen.job is not None
         screen.job.pause()  # held at its first event, after the lock and the recipe
         screen.action_stop()
