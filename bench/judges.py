@@ -2,7 +2,9 @@
 
 `bench/judge_set.json` (written for labdesk) holds question/answer pairs over the sample
 taxonomy's leaves, each good or bad with one flaw: unfaithful to the passage, off task, cut
-off, copied from the prompt, or a question that needs the passage. Every judge runs on the
+off, copied from the prompt, a question that needs the passage, or a question about another
+fact answered with a document sentence (as generation answers knowledge questions; those pairs
+meet their rival sentences as in generation). Every judge runs on the
 pairs of the kinds it judges, with SmolLM2-135M-Instruct (the demo recipe's judge) as the judge
 model. A judge's positive is a rejection: precision is the share of its rejections that hit bad
 pairs, recall the share of bad pairs it rejects. "Better than chance" means it rejects bad pairs
@@ -19,10 +21,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from labdesk.documents.chunking import Chunk
+from labdesk.documents.facts import Fact, chunk_facts, rival_facts
 from labdesk.generate.judges import MODEL_JUDGES, RULE_JUDGES, Pair, Verdict, run_judges
 from labdesk.models.engine import Engine
 from labdesk.recipes import EngineSettings, load_recipe
-from labdesk.resources import data_dir
+from labdesk.resources import data_dir, package_file
 from labdesk.taxonomy import load_taxonomy
 
 HERE = Path(__file__).resolve().parent
@@ -37,11 +41,23 @@ def seed_answers_by_task() -> dict[str, tuple[str, ...]]:
     return answers
 
 
+def sample_facts() -> list[Fact]:
+    """The sample leaf's document sentences, cut as generation cuts them."""
+    facts: list[Fact] = []
+    for path in sorted(package_file("sample_docs", "kelderwick").glob("*.md")):
+        facts += chunk_facts(Chunk(path.name, 0, None, path.read_text(encoding="utf-8"), 0))
+    return facts
+
+
 def load_pairs() -> list[tuple[Pair, dict[str, str]]]:
     data = json.loads((HERE / "judge_set.json").read_text(encoding="utf-8"))
     seeds = seed_answers_by_task()
+    facts = {fact.text: fact for fact in sample_facts()}
     out = []
     for item in data["items"]:
+        # A document sentence as the answer (generation's knowledge pairs) meets its rivals.
+        own = facts.get(item["answer"])
+        rivals = rival_facts(list(facts.values()), own, item["question"]) if own else ()
         pair = Pair(
             kind=item["kind"],
             question=item["question"],
@@ -49,6 +65,7 @@ def load_pairs() -> list[tuple[Pair, dict[str, str]]]:
             passage=item["passage"],
             task=item["task"],
             examples=seeds.get(" ".join(item["task"].split()), ()),
+            rivals=rivals,
         )
         out.append((pair, item))
     return out
@@ -73,11 +90,12 @@ def table(pairs: list[tuple[Pair, dict[str, str]]], verdicts: list[dict[str, Ver
     print(head)
     for name in names:
         rows = []
-        for (_, item), verdict in zip(pairs, verdicts, strict=True):
+        for (pair, item), verdict in zip(pairs, verdicts, strict=True):
             if name == "all":
                 if verdict:
                     rows.append((item, not all(v.ok for v in verdict.values())))
-            elif name in verdict:
+            elif name in verdict and (name != "asks_its_fact" or pair.rivals):
+                # asks_its_fact has nothing to compare without rivals: those pairs are not its
                 rows.append((item, not verdict[name].ok))
         bad = [r for r in rows if r[0]["label"] == "bad"]
         good = [r for r in rows if r[0]["label"] == "good"]

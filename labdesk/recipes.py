@@ -143,6 +143,11 @@ class JudgeSettings(_Section):
     answers_question: float = Field(
         0.1, description="Nats per answer token the question must add (given the passage)."
     )
+    asks_its_fact: float = Field(
+        0.0,
+        description="Nats per question token by which a question must fit its own fact better "
+        "than the other facts its words point at.",
+    )
     finished: float = Field(
         0.05, ge=0.0, le=1.0, description="Least probability of the reply ending where it ends."
     )

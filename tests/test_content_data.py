@@ -20,7 +20,7 @@ from labdesk.resources import data_dir, package_file
 
 REPO = Path(__file__).resolve().parent.parent
 LEAF = "knowledge/geography/islands/kelderwick"
-FLAWS = {"unfaithful", "off_task", "cut_off", "copied", "not_standalone"}
+FLAWS = {"unfaithful", "off_task", "cut_off", "copied", "not_standalone", "mismatched"}
 
 
 def _load(path: Path) -> Any:

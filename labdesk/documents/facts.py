@@ -9,7 +9,9 @@ facts; they travel with each fact as its topic, so "It burned paraffin" still sa
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from labdesk.documents.chunking import HEADING_SEPARATOR, Chunk
@@ -20,6 +22,7 @@ from labdesk.names import new_terms
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 _MIN_WORDS = 5
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,20 @@ def chunk_facts(chunk: Chunk) -> list[Fact]:
             if len(sentence.split()) >= _MIN_WORDS:
                 facts.append(Fact(HEADING_SEPARATOR.join(path), sentence, chunk))
     return facts
+
+
+def rival_facts(facts: list[Fact], own: Fact, question: str, count: int = 4) -> tuple[str, ...]:
+    """The `count` other facts that `question`'s words point at most (overlap weighted by how
+    rare a word is among the facts): the likeliest confusions, in whichever document."""
+    words = [set(_WORD.findall(f.shown().lower())) for f in facts]
+    spread = Counter(w for found in words for w in found)
+    asked = set(_WORD.findall(question.lower()))
+
+    def overlap(found: set[str]) -> float:
+        return sum(math.log(len(facts) / spread[w]) for w in asked & found)
+
+    ranked = sorted((-overlap(found), i) for i, found in enumerate(words) if facts[i] != own)
+    return tuple(facts[i].text for _, i in ranked[:count])
 
 
 def _plain(text: str) -> str:

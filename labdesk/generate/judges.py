@@ -12,6 +12,8 @@ it assigns, and turns the number into a verdict with a reason a person can check
 - `answers_question`: does the question make the answer more likely, given the passage? The
   same difference with the real question against a question that asks for nothing in
   particular; an answer that ignores its question gains nothing from it.
+- `asks_its_fact` (knowledge): is the question likelier written from its own fact than from the
+  other facts its words point at? The same question scored after each sentence.
 - `finished`: the probability the judge gives the end-of-turn marker right after the answer. A
   reply cut mid-sentence almost never ends there.
 - `on_task` (skills): the response's likelihood after the leaf's task description and the
@@ -59,6 +61,8 @@ class Pair:
     """The leaf's task description (skills) or document outline (knowledge)."""
     examples: tuple[str, ...] = field(default=())
     """The seed answers the teacher was shown (an answer must not copy them)."""
+    rivals: tuple[str, ...] = field(default=())
+    """Answers the question could be mistaken for (the leaf's facts that share its words)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,10 @@ class Judge(Protocol):
     def kinds(self) -> frozenset[str]:
         """The leaf kinds it judges."""
 
+    @property
+    def scores(self) -> str:
+        """The pair's text its requests score as the reply: "answer" or "question"."""
+
     def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]: ...
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict: ...
@@ -155,6 +163,7 @@ class Grounded:
 
     margin: float = 0.3
     name: str = "grounded"
+    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"knowledge", "grounded_skill"})
 
     def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
@@ -197,6 +206,7 @@ class AnswersQuestion:
 
     margin: float = 0.1
     name: str = "answers_question"
+    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"knowledge", "grounded_skill"})
 
     def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
@@ -226,11 +236,67 @@ class AnswersQuestion:
 
 
 @dataclass(frozen=True)
+class AsksItsFact:
+    """A question written for a fact must be likelier written from that fact than from any of
+    its rivals (`pair.rivals`: the leaf's other facts that share its words), by `margin` nats
+    per question token.
+
+    `answers_question` lets through what any on-topic question does: "How many people live on
+    Kelderwick?" makes any sentence about the island a little likelier, the one about lanterns
+    too. Here the same text, the question, is scored after each candidate sentence, so the
+    comparison is fair whatever the sentences' lengths: a question that belongs to its own fact
+    is likeliest after it.
+    """
+
+    margin: float = 0.0
+    name: str = "asks_its_fact"
+    scores: str = "question"
+    kinds: frozenset[str] = frozenset({"knowledge"})
+
+    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+        return [
+            reply_request(model, _alone(_ask_about(sentence)), pair.question)
+            for sentence in (pair.answer, *pair.rivals)
+        ]
+
+    def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
+        own = replies[0].mean
+        if not pair.rivals:
+            return Verdict(True, 0.0, "no other fact to tell it from")
+        best = max(range(len(pair.rivals)), key=lambda i: replies[i + 1].mean)
+        lead = own - replies[best + 1].mean
+        if lead < self.margin:
+            return Verdict(
+                False,
+                lead,
+                f"the question fits {_quote(pair.rivals[best])} better than its own fact "
+                f"({lead:+.2f} nats/token)",
+            )
+        return Verdict(True, lead, f"the question fits its fact best ({lead:+.2f} nats/token)")
+
+    def ask(self, pair: Pair) -> str | None:
+        return (
+            f"Sentence: {pair.answer.strip()}\nQuestion: {pair.question.strip()}\n\n"
+            "Does the sentence answer the question? Reply yes or no."
+        )
+
+
+def _ask_about(sentence: str) -> str:
+    return f"{sentence.strip()}\n\nWrite a question that this sentence answers."
+
+
+def _quote(text: str, words: int = 8) -> str:
+    cut = text.split()
+    return "“" + " ".join(cut[:words]) + ("…" if len(cut) > words else "") + "”"
+
+
+@dataclass(frozen=True)
 class Finished:
     """The judge must expect the reply to end where it ends: P(end of turn) >= `minimum`."""
 
     minimum: float = 0.05
     name: str = "finished"
+    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"knowledge", "freeform_skill", "grounded_skill"})
 
     def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
@@ -262,6 +328,7 @@ class OnTask:
 
     margin: float = 0.05
     name: str = "on_task"
+    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"freeform_skill", "grounded_skill"})
 
     def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
@@ -305,6 +372,7 @@ class Standalone:
     """A question asked closed-book must not point at a text and must name its subject."""
 
     name: str = "standalone"
+    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"knowledge"})
 
     def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
@@ -328,6 +396,7 @@ class NotCopied:
 
     similarity: float = 0.8
     name: str = "not_copied"
+    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"knowledge", "freeform_skill", "grounded_skill"})
 
     def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
@@ -373,7 +442,7 @@ def unsupported_details(answer: str, source: str) -> list[str]:
 # -- running judges ------------------------------------------------------------------------
 
 MODEL_JUDGES: dict[str, Judge] = {
-    j.name: j for j in (Grounded(), AnswersQuestion(), Finished(), OnTask())
+    j.name: j for j in (Grounded(), AnswersQuestion(), AsksItsFact(), Finished(), OnTask())
 }
 RULE_JUDGES: dict[str, Judge] = {j.name: j for j in (Standalone(), NotCopied())}
 
@@ -404,8 +473,9 @@ def run_judges(
         scored = results[at : at + len(requests)]
         at += len(requests)
         assert model is not None or not requests
+        reply = pair.question if judge.scores == "question" else pair.answer
         replies = [
-            read_reply(model, r, pair.answer, s)  # type: ignore[arg-type]
+            read_reply(model, r, reply, s)  # type: ignore[arg-type]
             for r, s in zip(requests, scored, strict=True)
         ]
         verdicts[index][judge.name] = judge.decide(pair, replies)

@@ -21,11 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from labdesk.documents.facts import chunk_facts, rival_facts
 from labdesk.generate import templates as t
 from labdesk.generate.candidates import Candidate, SampleType, candidate_id, derive_seed
 from labdesk.generate.filters import Blocklist, NearDuplicates, quality_problem
 from labdesk.generate.judges import (
     AnswersQuestion,
+    AsksItsFact,
     Finished,
     Grounded,
     NotCopied,
@@ -61,9 +63,11 @@ class Memory:
 
 @dataclass
 class _Shared:
-    """What the step closures read: the leaf, the settings, the blocklist and the memory."""
+    """What the step closures read: the leaf, its facts, the settings, the blocklist and the
+    memory."""
 
     leaf: Leaf
+    facts: list[Fact]
     settings: GenerateSettings
     blocklist: Blocklist
     memory: Memory
@@ -75,10 +79,14 @@ class Pipeline:
     seeds: list[Seed]
     """The seeds the teacher may see (held-out ones are not here)."""
     chunks: list[Chunk]
-    facts: list[Fact]
     settings: GenerateSettings
     steps: tuple[Step, ...]
     _shared: _Shared
+
+    @property
+    def facts(self) -> list[Fact]:
+        """The knowledge leaf's facts, in document order (none for a skill)."""
+        return self._shared.facts
 
     @property
     def target(self) -> int:
@@ -188,18 +196,16 @@ def dedup_text(type_: str, user: str, answer: str) -> str:
 def build_pipeline(
     leaf: Leaf, seeds: list[Seed], chunks: list[Chunk], settings: GenerateSettings
 ) -> Pipeline:
-    from labdesk.documents.facts import chunk_facts
-
+    facts = [fact for chunk in chunks for fact in chunk_facts(chunk)]
     shared = _Shared(
-        leaf, settings, Blocklist(settings.blocklist), Memory.empty(settings.dedup_threshold)
+        leaf, facts, settings, Blocklist(settings.blocklist), Memory.empty(settings.dedup_threshold)
     )
     builders = {
         "knowledge": _knowledge_steps,
         "freeform_skill": _freeform_steps,
         "grounded_skill": _grounded_steps,
     }
-    facts = [fact for chunk in chunks for fact in chunk_facts(chunk)]
-    return Pipeline(leaf, seeds, chunks, facts, settings, builders[leaf.kind](shared), shared)
+    return Pipeline(leaf, seeds, chunks, settings, builders[leaf.kind](shared), shared)
 
 
 # -- step helpers shared by the pipelines ---------------------------------------------------
@@ -321,13 +327,17 @@ def _knowledge_steps(shared: _Shared) -> tuple[Step, ...]:
         return candidate.fact.shown()
 
     def qa_pair(candidate: Candidate) -> Pair:
+        question, answer = candidate.fields["question"], candidate.fields["answer"]
+        own = candidate.fact
         return Pair(
             kind="knowledge",
-            question=candidate.fields["question"],
-            answer=candidate.fields["answer"],
+            question=question,
+            answer=answer,
             passage=fact(candidate),
             task=outline,
             examples=_seed_answers(candidate),
+            # a fact answered by itself competes for its question with the facts it names
+            rivals=rival_facts(shared.facts, own, question) if own and answer == own.text else (),
         )
 
     def summary_pair(candidate: Candidate) -> Pair:
@@ -388,6 +398,7 @@ def _knowledge_steps(shared: _Shared) -> tuple[Step, ...]:
         Judged(Finished(minimum=judges.finished), summary_pair, summaries),
         Judged(Grounded(margin=judges.grounded), summary_pair, summaries),
         Judged(AnswersQuestion(margin=judges.answers_question), qa_pair),
+        Judged(AsksItsFact(margin=judges.asks_its_fact), qa_pair),
     )
 
 

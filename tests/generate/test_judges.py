@@ -8,6 +8,7 @@ import pytest
 
 from labdesk.generate.judges import (
     AnswersQuestion,
+    AsksItsFact,
     Finished,
     Grounded,
     NotCopied,
@@ -99,3 +100,29 @@ def test_likelihood_judges_tell_good_from_bad(judge_model) -> None:  # type: ign
     assert v[0]["answers_question"].value > v[3]["answers_question"].value
     # every rejection says why: an invented name is named
     assert "Italian" in v[1]["grounded"].reason and v[2]["finished"].reason
+
+
+def test_a_question_must_fit_its_own_fact_better_than_its_neighbours(judge_model) -> None:  # type: ignore[no-untyped-def]
+    # A mismatch SmolLM2 wrote as teacher, which answers_question let through.
+    people = (
+        "The island is about eleven kilometres long and four kilometres wide, roughly the shape "
+        "of a boot, and about 1,400 people live there."
+    )
+    neighbours = (
+        "Most islanders work in fishing, sheep farming or on the ferry.",
+        "The crossing takes two hours and forty minutes.",
+        "Each household makes one lantern from willow stems and oiled paper.",
+    )
+    question = "How many people live on Kelderwick?"
+
+    def pair(answer: str) -> Pair:
+        rivals = tuple(f for f in (people, *neighbours) if f != answer)
+        return Pair("knowledge", question, answer, answer, rivals=rivals)
+
+    wrong, right = run_judges(
+        [AnswersQuestion(), AsksItsFact()], [pair(neighbours[2]), pair(people)], judge_model
+    )
+    assert right["asks_its_fact"].ok, right["asks_its_fact"].reason
+    assert wrong["answers_question"].ok  # the mismatch passes the generic-question margin…
+    assert not wrong["asks_its_fact"].ok  # …and is caught here, naming the better fit
+    assert "fits “The island is about eleven" in wrong["asks_its_fact"].reason
