@@ -145,8 +145,8 @@ class JudgeSettings(_Section):
     )
     asks_its_fact: float = Field(
         0.0,
-        description="Nats per question token by which a question must fit its own fact better "
-        "than the other facts its words point at.",
+        description="Nats per token by which a question must raise its own fact's likelihood more "
+        "than that of the other facts its words point at.",
     )
     finished: float = Field(
         0.05, ge=0.0, le=1.0, description="Least probability of the reply ending where it ends."

@@ -12,8 +12,8 @@ it assigns, and turns the number into a verdict with a reason a person can check
 - `answers_question`: does the question make the answer more likely, given the passage? The
   same difference with the real question against a question that asks for nothing in
   particular; an answer that ignores its question gains nothing from it.
-- `asks_its_fact` (knowledge): is the question likelier written from its own fact than from the
-  other facts its words point at? The same question scored after each sentence.
+- `asks_its_fact` (knowledge): does the question raise its own fact's likelihood more than the
+  likelihood of the other facts its words point at?
 - `finished`: the probability the judge gives the end-of-turn marker right after the answer. A
   reply cut mid-sentence almost never ends there.
 - `on_task` (skills): the response's likelihood after the leaf's task description and the
@@ -114,6 +114,15 @@ def read_reply(model: ChatScorer, request: ScoreRequest, reply: str, result: Sco
     return Reply(result.logprobs[:n], end)
 
 
+Scored = tuple[ScoreRequest, str]
+"""A likelihood a judge needs, and the reply text it scores (the request's continuation is
+that text and the end-of-turn marker)."""
+
+
+def _scored(model: ChatScorer, messages: list[dict[str, str]], reply: str) -> Scored:
+    return reply_request(model, messages, reply), reply
+
+
 class Judge(Protocol):
     @property
     def name(self) -> str: ...
@@ -122,11 +131,7 @@ class Judge(Protocol):
     def kinds(self) -> frozenset[str]:
         """The leaf kinds it judges."""
 
-    @property
-    def scores(self) -> str:
-        """The pair's text its requests score as the reply: "answer" or "question"."""
-
-    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]: ...
+    def requests(self, pair: Pair, model: ChatScorer) -> list[Scored]: ...
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict: ...
 
@@ -163,13 +168,12 @@ class Grounded:
 
     margin: float = 0.3
     name: str = "grounded"
-    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"knowledge", "grounded_skill"})
 
-    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+    def requests(self, pair: Pair, model: ChatScorer) -> list[Scored]:
         return [
-            reply_request(model, _with_passage(pair.passage, pair.question), pair.answer),
-            reply_request(model, _alone(pair.question), pair.answer),
+            _scored(model, _with_passage(pair.passage, pair.question), pair.answer),
+            _scored(model, _alone(pair.question), pair.answer),
         ]
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
@@ -206,18 +210,17 @@ class AnswersQuestion:
 
     margin: float = 0.1
     name: str = "answers_question"
-    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"knowledge", "grounded_skill"})
 
-    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+    def requests(self, pair: Pair, model: ChatScorer) -> list[Scored]:
         if normalize(pair.answer) in normalize(pair.passage):
             asked, generic = _alone(pair.question), _alone(_GENERIC_QUESTION)
         else:
             asked = _with_passage(pair.passage, pair.question)
             generic = _with_passage(pair.passage, _GENERIC_QUESTION)
         return [
-            reply_request(model, asked, pair.answer),
-            reply_request(model, generic, pair.answer),
+            _scored(model, asked, pair.answer),
+            _scored(model, generic, pair.answer),
         ]
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
@@ -237,40 +240,40 @@ class AnswersQuestion:
 
 @dataclass(frozen=True)
 class AsksItsFact:
-    """A question written for a fact must be likelier written from that fact than from any of
-    its rivals (`pair.rivals`: the leaf's other facts that share its words), by `margin` nats
-    per question token.
+    """A question written for a fact must raise that fact's likelihood more than it raises any
+    rival's (`pair.rivals`: the leaf's other facts that share its words), by `margin` nats per
+    token: each sentence scored after the question minus after a generic request.
 
     `answers_question` lets through what any on-topic question does: "How many people live on
     Kelderwick?" makes any sentence about the island a little likelier, the one about lanterns
-    too. Here the same text, the question, is scored after each candidate sentence, so the
-    comparison is fair whatever the sentences' lengths: a question that belongs to its own fact
-    is likeliest after it.
+    too, but the sentence that gives the population likelier still. (Scoring the question after
+    each sentence instead was measured worse: a rival that shares the question's words makes
+    the question easy to copy, whichever fact it asks about.)
     """
 
     margin: float = 0.0
     name: str = "asks_its_fact"
-    scores: str = "question"
     kinds: frozenset[str] = frozenset({"knowledge"})
 
-    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+    def requests(self, pair: Pair, model: ChatScorer) -> list[Scored]:
         return [
-            reply_request(model, _alone(_ask_about(sentence)), pair.question)
+            _scored(model, _alone(question), sentence)
             for sentence in (pair.answer, *pair.rivals)
+            for question in (pair.question, _GENERIC_QUESTION)
         ]
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
-        own = replies[0].mean
+        gains = [replies[i].mean - replies[i + 1].mean for i in range(0, len(replies), 2)]
         if not pair.rivals:
             return Verdict(True, 0.0, "no other fact to tell it from")
-        best = max(range(len(pair.rivals)), key=lambda i: replies[i + 1].mean)
-        lead = own - replies[best + 1].mean
+        best = max(range(len(pair.rivals)), key=lambda i: gains[i + 1])
+        lead = gains[0] - gains[best + 1]
         if lead < self.margin:
             return Verdict(
                 False,
                 lead,
                 f"the question fits {_quote(pair.rivals[best])} better than its own fact "
-                f"({lead:+.2f} nats/token)",
+                f"({gains[best + 1]:+.2f} against {gains[0]:+.2f} nats/token)",
             )
         return Verdict(True, lead, f"the question fits its fact best ({lead:+.2f} nats/token)")
 
@@ -279,10 +282,6 @@ class AsksItsFact:
             f"Sentence: {pair.answer.strip()}\nQuestion: {pair.question.strip()}\n\n"
             "Does the sentence answer the question? Reply yes or no."
         )
-
-
-def _ask_about(sentence: str) -> str:
-    return f"{sentence.strip()}\n\nWrite a question that this sentence answers."
 
 
 def _quote(text: str, words: int = 8) -> str:
@@ -296,14 +295,13 @@ class Finished:
 
     minimum: float = 0.05
     name: str = "finished"
-    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"knowledge", "freeform_skill", "grounded_skill"})
 
-    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+    def requests(self, pair: Pair, model: ChatScorer) -> list[Scored]:
         messages = (
             _with_passage(pair.passage, pair.question) if pair.passage else _alone(pair.question)
         )
-        return [reply_request(model, messages, pair.answer)]
+        return [_scored(model, messages, pair.answer)]
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
         import math
@@ -328,15 +326,14 @@ class OnTask:
 
     margin: float = 0.05
     name: str = "on_task"
-    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"freeform_skill", "grounded_skill"})
 
-    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+    def requests(self, pair: Pair, model: ChatScorer) -> list[Scored]:
         request = f"{pair.passage.strip()}\n\n{pair.question}" if pair.passage else pair.question
         with_task = [{"role": "system", "content": pair.task}, *_alone(request)]
         return [
-            reply_request(model, with_task, pair.answer),
-            reply_request(model, _alone(request), pair.answer),
+            _scored(model, with_task, pair.answer),
+            _scored(model, _alone(request), pair.answer),
         ]
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
@@ -372,10 +369,9 @@ class Standalone:
     """A question asked closed-book must not point at a text and must name its subject."""
 
     name: str = "standalone"
-    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"knowledge"})
 
-    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+    def requests(self, pair: Pair, model: ChatScorer) -> list[Scored]:
         return []
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
@@ -396,10 +392,9 @@ class NotCopied:
 
     similarity: float = 0.8
     name: str = "not_copied"
-    scores: str = "answer"
     kinds: frozenset[str] = frozenset({"knowledge", "freeform_skill", "grounded_skill"})
 
-    def requests(self, pair: Pair, model: ChatScorer) -> list[ScoreRequest]:
+    def requests(self, pair: Pair, model: ChatScorer) -> list[Scored]:
         return []
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
@@ -456,13 +451,13 @@ def run_judges(
     """Every applicable judge's verdict on every pair; all model scoring goes in one batch."""
     if model is not None and not model.can_score():
         return _asked(judges, pairs, model, cancel)
-    plan: list[tuple[int, Judge, list[ScoreRequest]]] = []
+    plan: list[tuple[int, Judge, list[Scored]]] = []
     for index, pair in enumerate(pairs):
         for judge in judges:
             if pair.kind in judge.kinds:
                 requests = judge.requests(pair, model) if model is not None else []
                 plan.append((index, judge, requests))
-    flat = [r for _, _, requests in plan for r in requests]
+    flat = [r for _, _, requests in plan for r, _ in requests]
     if flat and model is None:
         raise ValueError("model judges need a judge model")
     results = model.score(flat, cancel=cancel) if flat and model is not None else []
@@ -473,10 +468,9 @@ def run_judges(
         scored = results[at : at + len(requests)]
         at += len(requests)
         assert model is not None or not requests
-        reply = pair.question if judge.scores == "question" else pair.answer
         replies = [
-            read_reply(model, r, reply, s)  # type: ignore[arg-type]
-            for r, s in zip(requests, scored, strict=True)
+            read_reply(model, r, text, s)  # type: ignore[arg-type]
+            for (r, text), s in zip(requests, scored, strict=True)
         ]
         verdicts[index][judge.name] = judge.decide(pair, replies)
     return verdicts

@@ -102,27 +102,30 @@ def test_likelihood_judges_tell_good_from_bad(judge_model) -> None:  # type: ign
     assert "Italian" in v[1]["grounded"].reason and v[2]["finished"].reason
 
 
-def test_a_question_must_fit_its_own_fact_better_than_its_neighbours(judge_model) -> None:  # type: ignore[no-untyped-def]
-    # A mismatch SmolLM2 wrote as teacher, which answers_question let through.
-    people = (
-        "The island is about eleven kilometres long and four kilometres wide, roughly the shape "
-        "of a boot, and about 1,400 people live there."
-    )
-    neighbours = (
-        "Most islanders work in fishing, sheep farming or on the ferry.",
-        "The crossing takes two hours and forty minutes.",
-        "Each household makes one lantern from willow stems and oiled paper.",
-    )
-    question = "How many people live on Kelderwick?"
+def test_a_question_must_fit_its_own_fact_better_than_the_facts_it_names(judge_model) -> None:  # type: ignore[no-untyped-def]
+    from labdesk.documents.chunking import Chunk
+    from labdesk.documents.facts import chunk_facts, rival_facts
+    from labdesk.resources import package_file
 
-    def pair(answer: str) -> Pair:
-        rivals = tuple(f for f in (people, *neighbours) if f != answer)
-        return Pair("knowledge", question, answer, answer, rivals=rivals)
+    facts = []
+    for path in sorted(package_file("sample_docs", "kelderwick").glob("*.md")):
+        facts += chunk_facts(Chunk(path.name, 0, None, path.read_text(encoding="utf-8"), 0))
+    by_start = {f.text[:24]: f for f in facts}
 
-    wrong, right = run_judges(
-        [AnswersQuestion(), AsksItsFact()], [pair(neighbours[2]), pair(people)], judge_model
-    )
-    assert right["asks_its_fact"].ok, right["asks_its_fact"].reason
-    assert wrong["answers_question"].ok  # the mismatch passes the generic-question margin…
-    assert not wrong["asks_its_fact"].ok  # …and is caught here, naming the better fit
-    assert "fits “The island is about eleven" in wrong["asks_its_fact"].reason
+    def pair(question: str, answer: str) -> Pair:  # as the knowledge pipeline builds it
+        own = by_start[answer]
+        return Pair(
+            "knowledge", question, own.text, own.shown(), rivals=rival_facts(facts, own, question)
+        )
+
+    steps = "How many steps lead up to the lantern room of Gullstone lighthouse?"
+    ferry = "How long does the ferry crossing to Kelderwick take?"
+    pairs = [
+        pair(steps, "A spiral staircase of 13"),
+        pair(steps, "The tower is 28 metres t"),  # the wrong fact of the same paragraph
+        pair(ferry, "The crossing takes two h"),
+        pair(ferry, "The ferry Margit Rose sa"),  # shares the words, not the answer
+    ]
+    verdicts = [v["asks_its_fact"] for v in run_judges([AsksItsFact()], pairs, judge_model)]
+    assert [v.ok for v in verdicts] == [True, False, True, False], [v.reason for v in verdicts]
+    assert "fits “A spiral staircase of 136 steps" in verdicts[1].reason
