@@ -21,12 +21,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from labdesk.documents.chunking import Chunk
-from labdesk.documents.facts import Fact, chunk_facts, rival_facts
+from labdesk.documents.facts import rival_facts
+from labdesk.documents.sample import sample_facts
 from labdesk.generate.judges import MODEL_JUDGES, RULE_JUDGES, Pair, Verdict, run_judges
 from labdesk.models.engine import Engine
 from labdesk.recipes import EngineSettings, load_recipe
-from labdesk.resources import data_dir, package_file
+from labdesk.resources import data_dir
 from labdesk.taxonomy import load_taxonomy
 
 HERE = Path(__file__).resolve().parent
@@ -39,14 +39,6 @@ def seed_answers_by_task() -> dict[str, tuple[str, ...]]:
         task = " ".join(leaf.task_description.split())
         answers[task] = tuple(qa.answer for seed in leaf.seeds for qa in seed.qa)
     return answers
-
-
-def sample_facts() -> list[Fact]:
-    """The sample leaf's document sentences, cut as generation cuts them."""
-    facts: list[Fact] = []
-    for path in sorted(package_file("sample_docs", "kelderwick").glob("*.md")):
-        facts += chunk_facts(Chunk(path.name, 0, None, path.read_text(encoding="utf-8"), 0))
-    return facts
 
 
 def load_pairs() -> list[tuple[Pair, dict[str, str]]]:

@@ -63,6 +63,11 @@ def chunk_facts(chunk: Chunk) -> list[Fact]:
     return facts
 
 
+def sentence_ends(text: str) -> list[int]:
+    """Where each sentence of `text` that another one follows ends (after its closing quotes)."""
+    return [m.start() + len(m.group().rstrip()) for m in _SENTENCE_END.finditer(text)]
+
+
 def rival_facts(facts: list[Fact], own: Fact, question: str, count: int = 4) -> tuple[str, ...]:
     """The `count` other facts that `question`'s words point at most (overlap weighted by how
     rare a word is among the facts): the likeliest confusions, in whichever document."""

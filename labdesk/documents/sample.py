@@ -14,10 +14,14 @@ import hashlib
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labdesk.documents.gitrepo import run_git
 from labdesk.errors import DocumentError
 from labdesk.resources import package_file
+
+if TYPE_CHECKING:
+    from labdesk.documents.facts import Fact
 
 SAMPLE_SCHEME = "labdesk-sample://"
 SAMPLE_NAME = "kelderwick"
@@ -88,6 +92,17 @@ def build_sample_repo(dest: Path, name: str = SAMPLE_NAME) -> tuple[Path, str]:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return dest, _head(dest)
+
+
+def sample_facts(name: str = SAMPLE_NAME) -> list[Fact]:
+    """The sample documents' sentences, each whole document cut as generation cuts a chunk."""
+    from labdesk.documents.chunking import Chunk
+    from labdesk.documents.facts import chunk_facts
+
+    facts: list[Fact] = []
+    for path in _source_files(name):
+        facts += chunk_facts(Chunk(path.name, 0, None, path.read_text(encoding="utf-8"), 0))
+    return facts
 
 
 def _source_files(name: str) -> list[Path]:

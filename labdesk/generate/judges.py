@@ -256,6 +256,8 @@ class AsksItsFact:
     kinds: frozenset[str] = frozenset({"knowledge"})
 
     def requests(self, pair: Pair, model: ChatScorer) -> list[Scored]:
+        if not pair.rivals:  # nothing to compare: nothing to score
+            return []
         return [
             _scored(model, _alone(question), sentence)
             for sentence in (pair.answer, *pair.rivals)
@@ -263,9 +265,9 @@ class AsksItsFact:
         ]
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
-        gains = [replies[i].mean - replies[i + 1].mean for i in range(0, len(replies), 2)]
         if not pair.rivals:
             return Verdict(True, 0.0, "no other fact to tell it from")
+        gains = [replies[i].mean - replies[i + 1].mean for i in range(0, len(replies), 2)]
         best = max(range(len(pair.rivals)), key=lambda i: gains[i + 1])
         lead = gains[0] - gains[best + 1]
         if lead < self.margin:

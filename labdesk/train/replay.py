@@ -144,13 +144,15 @@ def self_replay(
     return samples
 
 
-_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
 _LIST_MARK = re.compile(r"(?:^|\n)\s*\d+\.$")  # "2." opening a list item ends nothing
 
 
 def whole_sentences(text: str) -> str:
-    """`text` up to its last whole sentence ("" when none ends): a cut reply made whole."""
-    for end in reversed([m.end() for m in _SENTENCE_END.finditer(text + " ")]):
+    """A cut reply made whole: `text` up to the end of its last sentence that another one
+    follows ("" when there is none), sentences as `labdesk.documents.facts` cuts them."""
+    from labdesk.documents.facts import sentence_ends
+
+    for end in reversed(sentence_ends(text)):
         if not _LIST_MARK.search(text[:end]):
             return text[:end].strip()
     return ""

@@ -103,13 +103,10 @@ def test_likelihood_judges_tell_good_from_bad(judge_model) -> None:  # type: ign
 
 
 def test_a_question_must_fit_its_own_fact_better_than_the_facts_it_names(judge_model) -> None:  # type: ignore[no-untyped-def]
-    from labdesk.documents.chunking import Chunk
-    from labdesk.documents.facts import chunk_facts, rival_facts
-    from labdesk.resources import package_file
+    from labdesk.documents.facts import rival_facts
+    from labdesk.documents.sample import sample_facts
 
-    facts = []
-    for path in sorted(package_file("sample_docs", "kelderwick").glob("*.md")):
-        facts += chunk_facts(Chunk(path.name, 0, None, path.read_text(encoding="utf-8"), 0))
+    facts = sample_facts()
     by_start = {f.text[:24]: f for f in facts}
 
     def pair(question: str, answer: str) -> Pair:  # as the knowledge pipeline builds it
