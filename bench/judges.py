@@ -8,7 +8,9 @@ meet their rival sentences as in generation). Every judge runs on the
 pairs of the kinds it judges, with SmolLM2-135M-Instruct (the demo recipe's judge) as the judge
 model. A judge's positive is a rejection: precision is the share of its rejections that hit bad
 pairs, recall the share of bad pairs it rejects. "Better than chance" means it rejects bad pairs
-more often than good ones. `all` is the judges together, as generation applies them.
+more often than good ones. `round_trip` is the knowledge pipeline's check that the judge,
+answering a question from the whole document, answers it from the pair's own sentence (pairs
+whose answer is a document sentence). `all` is the judges together, as generation applies them.
 
     .venv/bin/python bench/judges.py [--gguf PATH] [--threads 2] [--show N]
 """
@@ -19,11 +21,16 @@ import argparse
 import json
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
-from labdesk.documents.facts import rival_facts
+from labdesk.documents.facts import Fact, rival_facts
 from labdesk.documents.sample import sample_facts
+from labdesk.generate.candidates import Candidate
 from labdesk.generate.judges import MODEL_JUDGES, RULE_JUDGES, Pair, Verdict, run_judges
+from labdesk.generate.leafrun import LeafRun
+from labdesk.generate.models import Models
+from labdesk.generate.pipelines import build_pipeline
 from labdesk.models.engine import Engine
 from labdesk.recipes import EngineSettings, load_recipe
 from labdesk.resources import data_dir
@@ -74,8 +81,33 @@ def judge_model(gguf: str | None, threads: int | None) -> Engine:
     return Engine.load(path, settings)
 
 
+def round_trips(pairs: list[tuple[Pair, dict[str, str]]], model: Engine) -> list[Verdict | None]:
+    """The knowledge pipeline's round trip on each pair whose answer is a document sentence:
+    the judge answers the question from the whole document, as generation does from a chunk."""
+    facts = {fact.text: fact for fact in sample_facts()}
+    leaf = next(x for x in load_taxonomy(data_dir("taxonomy")).leaves if x.kind == "knowledge")
+    chunks = list({f.chunk.document: f.chunk for f in facts.values()}.values())
+    settings = load_recipe("demo").generate
+    pipeline = build_pipeline(leaf, list(leaf.seeds), chunks, settings)
+    trip = tuple(s for s in pipeline.steps if s.name in ("answer_back", "round_trip"))
+    asked: list[tuple[int, Fact, str]] = [
+        (n, facts[p.answer], p.question) for n, (p, _) in enumerate(pairs) if p.answer in facts
+    ]
+    candidates = [
+        Candidate(f"pair-{n}", 0, n, "qa", [], f.chunk, f, fields={"question": q, "answer": f.text})
+        for n, f, q in asked
+    ]
+    models = Models(model, model, "judge", "judge")
+    LeafRun(replace(pipeline, steps=trip), models, system_prompt="").take(candidates)
+    verdicts: list[Verdict | None] = [None] * len(pairs)
+    for (n, _, _), candidate in zip(asked, candidates, strict=True):
+        reason = candidate.rejection[1] if candidate.rejection else "draws on its own fact"
+        verdicts[n] = Verdict(candidate.alive, 0.0, reason)
+    return verdicts
+
+
 def table(pairs: list[tuple[Pair, dict[str, str]]], verdicts: list[dict[str, Verdict]]) -> None:
-    names = [*MODEL_JUDGES, *RULE_JUDGES, "all"]
+    names = [*MODEL_JUDGES, "round_trip", *RULE_JUDGES, "all"]
     flaws = sorted({item["flaw"] for _, item in pairs if item["flaw"]})
     head = f"{'judge':<17}{'kind':<6}{'n':>5}{'bad':>5}{'rej good':>9}{'rej bad':>8}"
     head += f"{'precision':>10}{'recall':>8}  " + " ".join(f"{f[:8]:>8}" for f in flaws)
@@ -99,7 +131,7 @@ def table(pairs: list[tuple[Pair, dict[str, str]]], verdicts: list[dict[str, Ver
         for flaw in flaws:
             of = [rejected for item, rejected in bad if item["flaw"] == flaw]
             per_flaw.append(f"{sum(of)}/{len(of)}" if of else "-")
-        kind = "model" if name in MODEL_JUDGES else "rule" if name in RULE_JUDGES else ""
+        kind = "rule" if name in RULE_JUDGES else "" if name == "all" else "model"
         good_rate = rej_good / max(1, len(good))
         mark = " ✓" if recall > good_rate else " ✗"
         print(
@@ -122,6 +154,9 @@ def main() -> None:
     judges = [*MODEL_JUDGES.values(), *RULE_JUDGES.values()]
     started = time.perf_counter()
     verdicts = run_judges(judges, [p for p, _ in pairs], model)
+    for verdict, trip in zip(verdicts, round_trips(pairs, model), strict=True):
+        if trip is not None:
+            verdict["round_trip"] = trip
     seconds = time.perf_counter() - started
     print(f"judge model: {model.path.name}; {len(pairs)} labelled pairs; {seconds:.1f}s\n")
     table(pairs, verdicts)

@@ -202,9 +202,11 @@ class GenerateSettings(_Section):
         description="Rounds per leaf before giving up on its target (a round that accepts "
         "nothing ends the leaf at once, with the reasons).",
     )
-    augmentations: list[Literal["summary"]] = Field(
-        ["summary"],
-        description="Knowledge leaves: extra training text written from each document chunk.",
+    augmentations: list[Literal["summary", "cloze"]] = Field(
+        ["summary", "cloze"],
+        description="Knowledge leaves: extra training samples. summary: the teacher summarises "
+        "each document chunk; cloze: each fact asked by rule, one question per name or number "
+        "it holds (no teacher).",
     )
     judges: JudgeSettings = Field(default_factory=JudgeSettings)
     blocklist: list[str] = Field(

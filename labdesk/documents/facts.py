@@ -71,15 +71,25 @@ def sentence_ends(text: str) -> list[int]:
 def rival_facts(facts: list[Fact], own: Fact, question: str, count: int = 4) -> tuple[str, ...]:
     """The `count` other facts that `question`'s words point at most (overlap weighted by how
     rare a word is among the facts): the likeliest confusions, in whichever document."""
-    words = [set(_WORD.findall(f.shown().lower())) for f in facts]
-    spread = Counter(w for found in words for w in found)
-    asked = set(_WORD.findall(question.lower()))
-
-    def overlap(found: set[str]) -> float:
-        return sum(math.log(len(facts) / spread[w]) for w in asked & found)
-
-    ranked = sorted((-overlap(found), i) for i, found in enumerate(words) if facts[i] != own)
+    overlap = _overlap_with(facts, set(_WORD.findall(question.lower())))
+    ranked = sorted((-overlap[i], i) for i, fact in enumerate(facts) if fact != own)
     return tuple(facts[i].text for _, i in ranked[:count])
+
+
+def closest_fact(facts: list[Fact], reply: str, question: str) -> Fact | None:
+    """The fact a reply to `question` draws on: the one sharing most of the reply's words that
+    the question lacks (weighted by rarity among `facts`); None when it shares none."""
+    said = set(_WORD.findall(reply.lower())) - set(_WORD.findall(question.lower()))
+    overlap = _overlap_with(facts, said)
+    best = max(range(len(facts)), key=lambda i: overlap[i], default=None)
+    return facts[best] if best is not None and overlap[best] > 0 else None
+
+
+def _overlap_with(facts: list[Fact], words: set[str]) -> list[float]:
+    """Each fact's overlap with `words`, a shared word weighing log(facts / facts holding it)."""
+    found = [set(_WORD.findall(f.shown().lower())) for f in facts]
+    spread = Counter(w for have in found for w in have)
+    return [sum(math.log(len(facts) / spread[w]) for w in words & have) for have in found]
 
 
 def _plain(text: str) -> str:

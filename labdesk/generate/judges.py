@@ -274,7 +274,7 @@ class AsksItsFact:
             return Verdict(
                 False,
                 lead,
-                f"the question fits {_quote(pair.rivals[best])} better than its own fact "
+                f"the question fits {quote(pair.rivals[best])} better than its own fact "
                 f"({gains[best + 1]:+.2f} against {gains[0]:+.2f} nats/token)",
             )
         return Verdict(True, lead, f"the question fits its fact best ({lead:+.2f} nats/token)")
@@ -286,7 +286,7 @@ class AsksItsFact:
         )
 
 
-def _quote(text: str, words: int = 8) -> str:
+def quote(text: str, words: int = 8) -> str:
     cut = text.split()
     return "“" + " ".join(cut[:words]) + ("…" if len(cut) > words else "") + "”"
 

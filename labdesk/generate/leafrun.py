@@ -72,6 +72,12 @@ class LeafRun:
             qa = [c for c in candidates if c.type == "qa"]
             extra = [c for c in candidates if c.type != "qa"]
             candidates = qa + extra[:augment_chunks]
+        self.take(candidates)
+        self._accept(candidates)
+        return candidates
+
+    def take(self, candidates: list[Candidate]) -> None:
+        """Take `candidates` through every step; the live ones remain to be accepted."""
         for step in self.pipeline.steps:
             if isinstance(step, Write):
                 self._write(step, candidates)
@@ -80,8 +86,6 @@ class LeafRun:
             else:
                 self._check(step, candidates)
             self._check_cancel()
-        self._accept(candidates)
-        return candidates
 
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -93,7 +97,8 @@ class LeafRun:
         live = [c for c in candidates if c.alive and c.type in step.templates]
         if not live:
             return
-        model = self.models.teacher
+        model = self.models.get(step.role)
+        name = self.models.teacher_name if step.role == "teacher" else self.models.judge_name
         pending: list[tuple[Candidate, GenRequest, str]] = []
         done = 0
         started = time.perf_counter()
@@ -102,7 +107,7 @@ class LeafRun:
         def finish(candidate: Candidate, request: GenRequest, result: GenResult) -> None:
             nonlocal done
             done += 1
-            self.tokens["teacher"] += result.tokens
+            self.tokens[step.role] += result.tokens
             self.tokens["prompt"] += result.prompt_tokens
             if result.finish_reason == "length":
                 self._reject(
@@ -125,7 +130,7 @@ class LeafRun:
             if request is None:
                 done += 1
                 continue
-            key = ReplyCache.key(self.models.teacher_name, request)
+            key = ReplyCache.key(name, request)
             cached = self.cache.get(key)
             if cached is not None:
                 finish(candidate, request, cached)
@@ -180,7 +185,7 @@ class LeafRun:
         return GenRequest(
             prompt,
             budget,
-            temperature=self.settings.temperature,
+            temperature=0.0 if step.greedy else self.settings.temperature,
             top_p=self.settings.top_p,
             seed=derive_seed(self.settings.seed, candidate.id, step.name),
             stop=stop if completion else model.stop,

@@ -4,8 +4,10 @@ Knowledge: the documents are cut into facts (sentences, with the headings they s
 each fact the teacher writes questions in the style of the seed Q&A (several per fact, each
 candidate its own draw of seeds, so the fact comes in more than one wording), each asking for
 one of the fact's names or numbers and opened for the teacher ("In which year", "How many"), a
-form a small model completes well; the fact itself is the answer; judges keep questions that stand alone and answers the fact supports, that
-answer their question and that end where they should. Each chunk also gets a summary, learnt
+form a small model completes well; the fact itself is the answer. Judges keep questions that
+stand alone, that the judge model, answering from the whole chunk, answers from their own fact
+(a round trip: a loosely worded question draws on a neighbouring sentence), and whose fact
+answers them better than the facts their words point at. Each chunk also gets a summary, learnt
 whole. Freeform skill: new requests like the seeds → a response, with the seeds as earlier turns
 of the conversation → judged on task, finished, not copied. Grounded skill: new source texts
 like the seeds' → a request on each → a response from the text → the same judges, plus grounded.
@@ -21,9 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from labdesk.documents.facts import chunk_facts, rival_facts
+from labdesk.documents.facts import chunk_facts, closest_fact, rival_facts
 from labdesk.generate import templates as t
 from labdesk.generate.candidates import Candidate, SampleType, candidate_id, derive_seed
+from labdesk.generate.cloze import cloze_questions
 from labdesk.generate.filters import Blocklist, NearDuplicates, quality_problem
 from labdesk.generate.judges import (
     AnswersQuestion,
@@ -34,6 +37,7 @@ from labdesk.generate.judges import (
     OnTask,
     Pair,
     Standalone,
+    quote,
 )
 from labdesk.generate.steps import Check, Judged, Step, Write
 from labdesk.names import question_lead
@@ -122,11 +126,30 @@ class Pipeline:
                 candidate.fields["answer"] = fact.text
             made.append(candidate)
         if round_ == 0 and self.leaf.kind == "knowledge":
-            for type_ in self.settings.augmentations:
+            if "summary" in self.settings.augmentations:
                 for number, chunk in enumerate(self.chunks):
-                    cid = candidate_id(slug, 0, number, type_)
-                    made.append(Candidate(cid, 0, len(made), type_, [], chunk))
+                    cid = candidate_id(slug, 0, number, "summary")
+                    made.append(Candidate(cid, 0, len(made), "summary", [], chunk))
+            if "cloze" in self.settings.augmentations:
+                made += self._cloze(len(made))
         return made
+
+    def _cloze(self, start: int) -> list[Candidate]:
+        """Every fact's cloze questions, answered by the fact (written, so no step writes)."""
+        asked = [(f, q) for f in self.facts for q in cloze_questions(f)]
+        return [
+            Candidate(
+                candidate_id(self.leaf.slug, 0, number, "cloze"),
+                0,
+                start + number,
+                "cloze",
+                [],
+                fact.chunk,
+                fact,
+                fields={"question": question, "answer": fact.text},
+            )
+            for number, (fact, question) in enumerate(asked)
+        ]
 
     def _plan_facts(self, count: int, accepted: Sequence[dict[str, Any]]) -> list[tuple[Fact, int]]:
         """The fact of each of `count` questions, and how many that fact had before it."""
@@ -180,6 +203,8 @@ class Pipeline:
 
     def duplicate_of(self, candidate: Candidate) -> tuple[str, float] | None:
         """The seed or accepted sample this finished candidate nearly repeats, if any."""
+        if candidate.type == "cloze":  # distinct by construction: one blank per question
+            return None
         text = dedup_text(candidate.type, self.user_message(candidate), candidate.fields["answer"])
         return self._shared.memory.samples.match(text)
 
@@ -190,7 +215,7 @@ class Pipeline:
 
 def dedup_text(type_: str, user: str, answer: str) -> str:
     # Summaries share their user turn (the chunk) with each other: compare the answer only.
-    return f"{user}\n{answer}" if type_ == "qa" else f"{type_}: {answer}"
+    return f"{type_}: {answer}" if type_ == "summary" else f"{user}\n{answer}"
 
 
 def build_pipeline(
@@ -263,6 +288,20 @@ def _dedup(
         return None
 
     return Check(name, run, frozenset({"qa"}))
+
+
+def _round_trip(shared: _Shared) -> Check:
+    """The judge's answer from the chunk (`answer_back`) must draw on the question's own fact."""
+
+    def run(candidate: Candidate) -> str | None:
+        reply = candidate.fields["answered_back"]
+        drawn = closest_fact(shared.facts, reply, candidate.fields["question"])
+        if drawn is not None and drawn == candidate.fact:
+            return None
+        source = f"the fact {quote(drawn.text)}" if drawn else "no fact of the documents"
+        return f"answered from its passage, it gets {quote(reply, 12)}, drawn from {source}"
+
+    return Check("round_trip", run, frozenset({"qa"}))
 
 
 def _seed_answers(candidate: Candidate) -> tuple[str, ...]:
@@ -353,7 +392,8 @@ def _knowledge_steps(shared: _Shared) -> tuple[Step, ...]:
     def question_pair(candidate: Candidate) -> Pair:
         return Pair("knowledge", candidate.fields["question"], "", fact(candidate))
 
-    summaries = frozenset(shared.settings.augmentations)
+    wanted = shared.settings.augmentations
+    summaries: frozenset[SampleType] = frozenset({"summary"} if "summary" in wanted else ())
     teacher_answers = shared.settings.knowledge_answers == "teacher"
     answered: dict[SampleType, str] = {"qa": "knowledge_answer"} if teacher_answers else {}
     return (
@@ -371,6 +411,18 @@ def _knowledge_steps(shared: _Shared) -> tuple[Step, ...]:
         _question_filter(shared),
         Judged(Standalone(), question_pair),
         _dedup("dedup_question", "question", lambda m: m.questions, shared),
+        # Round trip: the judge answers the question from the whole chunk; a question that
+        # asks its fact draws that fact's words, a loosely worded one draws a neighbour's.
+        Write(
+            "answer_back",
+            "answered_back",
+            {"qa": "knowledge_answer"},
+            lambda c: {"fact": c.chunk.text if c.chunk else "", "question": c.fields["question"]},
+            short=frozenset({"qa"}),
+            role="judge",
+            greedy=True,
+        ),
+        _round_trip(shared),
         Write(
             "write_answer",
             "answer",

@@ -1,6 +1,6 @@
 """The three kinds of pipeline step: the teacher writes, a rule checks, a judge scores.
 
-A `Write` step sends one prompt per live candidate to the teacher (all of a leaf's candidates in
+A `Write` step sends one prompt per live candidate to the teacher (or the judge) (all of a leaf's candidates in
 one batch, so the engine's parallel slots stay full) and stores the reply, plain text, in one
 field. Prompts are either a chat (the model's own template) or a completion: a few-shot text the
 reply continues, the form small models follow best; the reply ends at a separator line. A reply
@@ -49,6 +49,10 @@ class Write:
     lead: Callable[[Candidate], str] | None = None
     """Completion steps: the opening the prompt ends with and the reply continues (a question's
     first words); the field holds opening and reply together."""
+    role: Role = "teacher"
+    """Who writes: the teacher, or the judge checking a candidate by answering it itself."""
+    greedy: bool = False
+    """Decode at temperature 0 (a check wants the model's likeliest reply, not a varied one)."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ generate:
   max_new_tokens: 96
   examples_per_prompt: 1
   chunk_tokens: 400
-  augmentations: [summary]
+  augmentations: [summary, cloze]
   max_rounds: 2
   temperature: 0.5
   seed: 7

@@ -1,0 +1,59 @@
+"""Cloze questions: each name or number of a fact asked where it stands, the document named."""
+
+from __future__ import annotations
+
+from labdesk.documents.chunking import Chunk
+from labdesk.documents.facts import chunk_facts
+from labdesk.generate.cloze import cloze_questions
+
+TEXT = """# The Lantern Tide festival
+
+## Origins
+
+The festival began in 1841. The ferry Margit Rose sails from the mainland port of Estholm.
+Its only town, Harrowmouth, lies on a sheltered bay. A spiral staircase of 136 steps leads up.
+Her notebooks, now kept in the Harrowmouth museum, record forty-three species.
+Behind them comes the oldest islander, who holds the "Ellen light", the one carried in 1841.
+"""
+
+
+def _asked() -> dict[str, list[str]]:
+    chunk = Chunk("festival.md", 0, None, TEXT, 80)
+    return {fact.text.split()[1]: cloze_questions(fact) for fact in chunk_facts(chunk)}
+
+
+def test_each_term_is_asked_where_it_stands() -> None:
+    asked = _asked()
+    assert asked["festival"] == [
+        "About the Lantern Tide festival: the festival began in which year?"
+    ]
+    assert (
+        "About the Lantern Tide festival: the ferry Margit Rose sails from the mainland port of what?"
+        in asked["ferry"]
+    )
+    assert (
+        "About the Lantern Tide festival: the ferry what sails from the mainland port of Estholm?"
+        in asked["ferry"]
+    )
+    assert asked["only"] == [
+        "About the Lantern Tide festival: its only town, called what, lies on a sheltered bay?"
+    ]
+    assert asked["spiral"] == [
+        "About the Lantern Tide festival: a spiral staircase of how many steps leads up?"
+    ]
+    # a name before a noun is asked for by the noun; a number inside a word is not asked
+    assert asked["notebooks,"] == [
+        "About the Lantern Tide festival: her notebooks, now kept in which museum, record forty-three species?"
+    ]
+
+
+def test_a_quoted_name_is_asked_whole_and_a_pronoun_one_never() -> None:
+    (quoted, year) = _asked()["them"]
+    assert "holds the what, the one carried in 1841?" in quoted
+    assert year.endswith('holds the "Ellen light", the one carried in which year?')
+
+
+def test_a_sentence_naming_its_document_is_not_prefixed() -> None:
+    text = "# Gullstone lighthouse\n\nGullstone lighthouse stands on the cliffs of Cragfell."
+    (fact,) = chunk_facts(Chunk("g.md", 0, None, text, 20))
+    assert cloze_questions(fact) == ["Gullstone lighthouse stands on the cliffs of what?"]
