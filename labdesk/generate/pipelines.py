@@ -203,8 +203,6 @@ class Pipeline:
 
     def duplicate_of(self, candidate: Candidate) -> tuple[str, float] | None:
         """The seed or accepted sample this finished candidate nearly repeats, if any."""
-        if candidate.type == "cloze":  # distinct by construction: one blank per question
-            return None
         text = dedup_text(candidate.type, self.user_message(candidate), candidate.fields["answer"])
         return self._shared.memory.samples.match(text)
 
