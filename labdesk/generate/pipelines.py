@@ -8,7 +8,8 @@ form a small model completes well; the fact itself is the answer. Judges keep qu
 stand alone, that the judge model, answering from the whole chunk, answers from their own fact
 (a round trip: a loosely worded question draws on a neighbouring sentence), and whose fact
 answers them better than the facts their words point at. Each chunk also gets a summary, learnt
-whole. Freeform skill: new requests like the seeds → a response, with the seeds as earlier turns
+whole, and each fact a cloze question per name or number it holds, asked by rule
+(`labdesk.generate.cloze`). Freeform skill: new requests like the seeds → a response, with the seeds as earlier turns
 of the conversation → judged on task, finished, not copied. Grounded skill: new source texts
 like the seeds' → a request on each → a response from the text → the same judges, plus grounded.
 
