@@ -249,7 +249,8 @@ def test_a_run_generates_with_its_teacher_and_judge_behind_the_server(
     assert leaf.accepted + leaf.rejected > 0 and asked > 0
     rejected = [json.loads(line) for line in run.rejected(slug).read_text().splitlines()]
     assert all(r["metadata"]["reason"] for r in rejected)
-    model_judges = {"judge_grounded", "judge_answers_question", "judge_finished"}
+    # the round trip's answer is the served judge's too
+    model_judges = {"judge_grounded", "judge_answers_question", "judge_finished", "round_trip"}
     judged = [r for r in rejected if r["metadata"]["step"] in model_judges]
     assert judged, "the judges behind the server rejected nothing"
     manifest = json.loads(run.leaf_manifest(slug).read_text(encoding="utf-8"))
