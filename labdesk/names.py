@@ -9,6 +9,7 @@ passage) and by evaluation (a held-out answer's details are what a right answer 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 _NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
@@ -37,14 +38,21 @@ def new_terms(text: str, given: str) -> list[str]:
     return [t for t in names_and_numbers(text) if not set(re.findall(r"\w+", t.lower())) <= said]
 
 
+def term_kind(term: str) -> Literal["year", "count", "name"]:
+    """What a term of `new_terms` is, so a question can ask for it ("which year", "how many")."""
+    if re.fullmatch(r"1\d{3}|20\d{2}", term):
+        return "year"
+    if re.match(r"\d|(?i:" + _NUMBER_WORDS + r")\b", term):
+        return "count"
+    return "name"
+
+
 def question_lead(term: str) -> str:
     """How a question asking for `term` opens: a small teacher continues an opening it is
     given far more reliably than it picks what to ask."""
-    if re.fullmatch(r"1\d{3}|20\d{2}", term):
-        return "In which year"
-    if re.match(r"\d|(?i:" + _NUMBER_WORDS + r")\b", term):
-        return "How many"
-    return "What is the name of"
+    return {"year": "In which year", "count": "How many", "name": "What is the name of"}[
+        term_kind(term)
+    ]
 
 
 def names_and_numbers(text: str) -> list[str]:

@@ -16,19 +16,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from labdesk.names import term_kind
+
 if TYPE_CHECKING:
     from labdesk.documents.facts import Fact
 
-_YEAR = re.compile(r"1\d{3}|20\d{2}")
-_NUMBER = re.compile(
-    r"\d|(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|twenty|thirty|"
-    r"forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand)\b",
-    re.IGNORECASE,
-)
 _FUNCTION = r"(?:of|and|or|to|on|in|at|for|from|by|with|as)"
-_KIND = re.compile(
-    rf"\bthe ((?:(?!{_FUNCTION} )[a-z]+ ){{1,2}})$"
-)  # "the engineer ", "the fishing boat "
+# "the engineer ", "the fishing boat ": what kind of thing the name that follows is
+_KIND = re.compile(rf"\bthe ((?:(?!{_FUNCTION} )[a-z]+ ){{1,2}})$")
 _NOUN_AFTER = re.compile(r" ([a-z]+)")  # "the Harrowmouth museum": which museum
 _CALLED = re.compile(r"\b(?:called|named|nicknamed|is|as) $")
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
@@ -53,7 +48,8 @@ def _ask(fact: Fact, term: str) -> str | None:
         return None
     at = _find(clause, term)
     assert at is not None
-    if at == 0 and not _NUMBER.match(term):  # a capital opening the sentence: rarely a name
+    kind = term_kind(term)
+    if at == 0 and kind == "name":  # a capital opening the sentence: rarely a name
         return None
     start, end = at, at + len(term)
     for quoted in _QUOTED.finditer(clause):  # a quoted name is asked for whole
@@ -63,9 +59,9 @@ def _ask(fact: Fact, term: str) -> str | None:
     if after[:1] in ("-", "'", "’") or before.endswith(("-", "'s ", "’s ")):  # part of a word
         return None
     noun = _NOUN_AFTER.match(after)
-    if _YEAR.fullmatch(term):
+    if kind == "year":
         wh = "which year"
-    elif _NUMBER.match(term):
+    elif kind == "count":
         wh = "how many"
     elif _CALLED.search(before):
         wh = "what"
@@ -73,8 +69,8 @@ def _ask(fact: Fact, term: str) -> str | None:
         wh = "called what"
     elif before.endswith("the ") and noun:
         before, wh, after = before[:-4], f"which {noun[1]}", after[noun.end() :]
-    elif kind := _KIND.search(before):
-        before, wh = before[: kind.start()], "which " + kind[1].strip()
+    elif named := _KIND.search(before):
+        before, wh = before[: named.start()], "which " + named[1].strip()
     else:
         wh = "what"
     question = (before + wh + after).strip().rstrip(".!") + "?"

@@ -98,7 +98,7 @@ class LeafRun:
         if not live:
             return
         model = self.models.get(step.role)
-        name = self.models.teacher_name if step.role == "teacher" else self.models.judge_name
+        name = self.models.name(step.role)
         pending: list[tuple[Candidate, GenRequest, str]] = []
         done = 0
         started = time.perf_counter()

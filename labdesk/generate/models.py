@@ -58,6 +58,9 @@ class Models:
     def get(self, role: Role) -> TextModel:
         return self.teacher if role == "teacher" else self.judge
 
+    def name(self, role: Role) -> str:
+        return self.teacher_name if role == "teacher" else self.judge_name
+
 
 def load_models(recipe: Recipe, ws: Workspace) -> Models:
     """The teacher and the judge (the teacher itself unless the recipe names a judge)."""
