@@ -1,37 +1,52 @@
 """Training throughput: our packed LoRA trainer vs a padded Hugging Face `Trainer` + peft.
 
-Same student (stories260K, real weights), same tokenized samples with varied lengths, same LoRA
-config, about the same tokens per optimizer step (16 padded samples vs 4 packed rows of 512).
-Reports useful (non-padding) tokens per CPU second for each, measured in this one run on one
-torch thread (CPU time, not wall time, so other load on a shared machine does not skew it).
+Same student, same tokenized samples with varied lengths, same LoRA config, about the same
+tokens per optimizer step (16 padded samples vs 4 packed rows of 512). Reports useful
+(non-padding) tokens per CPU second for each, measured in this one run on one torch thread (CPU
+time, not wall time, so other load on a shared machine does not skew it).
 
-    .venv/bin/python bench/train.py
+Two students: stories260K (real weights, tiny: the trainer's own overhead shows), and with
+`--home` the demo's SmolLM2-135M-Instruct (pulled into that workspace), where each trainer also
+runs with bf16 autocast (`train.cpu_bf16`; the HF Trainer's `bf16=True`). On a CPU without
+native bf16 the bf16 rows are skipped.
+
+    .venv/bin/python bench/train.py [--home WORKSPACE]
 """
 
 from __future__ import annotations
 
+import argparse
 import random
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from labdesk.recipes import PhaseSettings, TrainSettings
+from labdesk.models.store import pull_model
+from labdesk.recipes import PhaseSettings, TrainSettings, load_recipe
 from labdesk.train.data import IGNORE, Tokenized, collate
 from labdesk.train.loop import StepPlan
-from labdesk.train.torch_backend import TorchStepper, cpu_threads, load_base, with_lora
+from labdesk.train.torch_backend import (
+    TorchStepper,
+    cpu_threads,
+    load_base,
+    native_bf16,
+    with_lora,
+)
+from labdesk.workspace import Workspace
 
 STORIES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "stories260K" / "hf"
 SAMPLES = 512
+SMOLLM2_SAMPLES = 48  # a 135M model computes ~500 times more per token than stories260K
 SEQ = 512
 THREADS = 1  # both trainers; on a shared 2-core CPU more threads mostly wait on each other
 
 
-def make_items(seed: int = 0) -> list[Tokenized]:
+def make_items(count: int, seed: int = 0) -> list[Tokenized]:
     """Chat-like lengths: mostly short Q&A, some long context samples."""
     rng = random.Random(seed)
     items = []
-    for _ in range(SAMPLES):
+    for _ in range(count):
         n = rng.choice([rng.randint(24, 96), rng.randint(24, 96), rng.randint(150, SEQ)])
         ids = [1] + [rng.randrange(3, 512) for _ in range(n - 1)]
         prompt = n // 2
@@ -39,12 +54,14 @@ def make_items(seed: int = 0) -> list[Tokenized]:
     return items
 
 
-def ours(items: list[Tokenized], settings: TrainSettings) -> tuple[float, int, int]:
+def ours(
+    items: list[Tokenized], settings: TrainSettings, student: Path, bf16: bool = False
+) -> tuple[float, int, int]:
     import torch
 
     torch.manual_seed(0)
-    model = with_lora(load_base(STORIES, settings, "cpu"), settings, None)
-    stepper = TorchStepper(model, "cpu")
+    model = with_lora(load_base(student, settings, "cpu"), settings, None)
+    stepper = TorchStepper(model, "cpu", bf16_autocast=bf16)
     phase = PhaseSettings(
         name="knowledge_1", batch_tokens=4 * SEQ, effective_batch_tokens=4 * SEQ, warmup_steps=0
     )
@@ -62,13 +79,15 @@ def ours(items: list[Tokenized], settings: TrainSettings) -> tuple[float, int, i
     return time.process_time() - start, tokens, computed
 
 
-def baseline(items: list[Tokenized], settings: TrainSettings, out: Path) -> tuple[float, int, int]:
+def baseline(
+    items: list[Tokenized], settings: TrainSettings, student: Path, out: Path, bf16: bool = False
+) -> tuple[float, int, int]:
     """HF Trainer, per-device batch 8 padded to the longest in the batch (its default collator)."""
     import torch
     from transformers import Trainer, TrainingArguments
 
     torch.manual_seed(0)
-    model = with_lora(load_base(STORIES, settings, "cpu"), settings, None)
+    model = with_lora(load_base(student, settings, "cpu"), settings, None)
 
     class Data(torch.utils.data.Dataset):  # type: ignore[type-arg]
         def __len__(self) -> int:
@@ -102,6 +121,7 @@ def baseline(items: list[Tokenized], settings: TrainSettings, out: Path) -> tupl
         save_strategy="no",
         logging_strategy="no",
         use_cpu=True,
+        bf16=bf16,
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
@@ -111,24 +131,30 @@ def baseline(items: list[Tokenized], settings: TrainSettings, out: Path) -> tupl
     return time.process_time() - start, sum(len(t.input_ids) for t in items), computed
 
 
-def main() -> None:
-    settings = TrainSettings(
-        max_seq_len=SEQ, lora_rank=8, lora_alpha=16, lora_dropout=0.0, gradient_checkpointing=False
-    )
-    items = make_items()
+Row = tuple[str, float, int, int]
+
+
+def measure(student: Path, name: str, count: int, settings: TrainSettings, bf16: bool) -> None:
+    items = make_items(count)
     tmp = Path(tempfile.mkdtemp())
+    rows: list[Row] = []
     try:
         with cpu_threads(THREADS):
-            ours(items[:32], settings)  # warm-up: first-call kernel setup off the clock
-            rows = [
-                ("HF Trainer + peft (padded)", *baseline(items, settings, tmp)),
-                ("labdesk packed", *ours(items, settings)),
-            ]
+            ours(items[:8], settings, student)  # warm-up: first-call kernel setup off the clock
+            rows.append(("HF Trainer + peft (padded)", *baseline(items, settings, student, tmp)))
+            rows.append(("labdesk packed", *ours(items, settings, student)))
+            if bf16:
+                bf16_baseline = baseline(items, settings, student, tmp, bf16=True)
+                rows.insert(1, ("HF Trainer + peft, bf16=True", *bf16_baseline))
+                rows.append(("labdesk packed, cpu_bf16", *ours(items, settings, student, True)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    show(rows, f"{count} samples, {sum(len(t.input_ids) for t in items)} useful tokens, {name}")
+
+
+def show(rows: list[Row], title: str) -> None:
     base_rate = rows[0][2] / rows[0][1]
-    useful = sum(len(t.input_ids) for t in items)
-    print(f"{SAMPLES} samples, {useful} useful tokens, stories260K, {THREADS} torch thread(s)")
+    print(f"\n{title}, {THREADS} torch thread(s)")
     print(
         f"{'trainer':<30} {'CPU s':>8} {'tokens computed':>16} {'padding':>8} "
         f"{'useful tok/s':>13} {'vs baseline':>12}"
@@ -139,6 +165,20 @@ def main() -> None:
             f"{name:<30} {seconds:8.2f} {computed:16d} {1 - tokens / computed:8.0%} "
             f"{rate:13.0f} {rate / base_rate:11.2f}x"
         )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--home", type=Path, help="workspace for the demo student (SmolLM2)")
+    args = parser.parse_args()
+    settings = TrainSettings(
+        max_seq_len=SEQ, lora_rank=8, lora_alpha=16, lora_dropout=0.0, gradient_checkpointing=False
+    )
+    measure(STORIES, "stories260K", SAMPLES, settings, bf16=False)
+    if args.home:
+        student = pull_model(load_recipe("demo").student, Workspace.open(args.home), want="hf")
+        name = "SmolLM2-135M-Instruct"
+        measure(student, name, SMOLLM2_SAMPLES, settings, bf16=native_bf16())
 
 
 if __name__ == "__main__":

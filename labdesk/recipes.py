@@ -302,6 +302,12 @@ class TrainSettings(_Section):
         description="Torch threads when training on CPU (default: torch's choice). Tiny models "
         "train faster on 1: syncing threads costs more than their small matrix products.",
     )
+    cpu_bf16: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Matrix products in bfloat16 when training on CPU (autocast: weights, "
+        "gradients and optimizer stay fp32). 'auto' turns it on where the CPU multiplies bf16 "
+        "in hardware (AVX512-BF16, AMX, Arm BF16): 1.7x the tokens/s on SmolLM2-135M (measured).",
+    )
     seed: int = 42
     phases: list[PhaseSettings] = Field(
         default_factory=lambda: [

@@ -6,7 +6,10 @@ the fact's document is named when the sentence does not name it: "About the Lant
 festival: the festival began in which year?". Such echo questions read like a quiz and are
 right by construction (the sentence they were cut from answers them), so the student meets
 every fact in one more wording than the teacher's questions, and a fact the teacher wrote no
-usable question for still gets some. A 135M teacher asked for questions writes mostly ones
+usable question for still gets some. A quoted word is asked as a name ("a small shop is a
+what?"); a fact with no name, number or quote asks for its rarest word instead ("each
+household makes one lantern from what stems and oiled paper?"), rarest among the leaf's facts,
+so "willow" rather than "lantern". A 135M teacher asked for questions writes mostly ones
 that another sentence answers (measured with the round trip on SmolLM2: about one in ten
 passes); the rule costs nothing and never mismatches.
 """
@@ -14,6 +17,8 @@ passes); the rule costs nothing and never mismatches.
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from labdesk.names import term_kind
@@ -28,19 +33,90 @@ _NOUN_AFTER = re.compile(r" ([a-z]+)")  # "the Harrowmouth museum": which museum
 _CALLED = re.compile(r"\b(?:called|named|nicknamed|is|as) $")
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
 _CLAUSE = re.compile(r"[;:]\s+")
+_PLAIN = re.compile(r"(?<![\w'’-])[a-z]{4,}(?![\w'’-])")  # a lowercase word of 4+ letters
+_BEFORE_NOUN = re.compile(
+    r"\b(?:a|an|the|of|from|with|without|on|by|in|at|to|for|before|after)\s$"
+)  # what a noun often follows
+_ADJECTIVE_BEFORE = re.compile(r"(?<![\w'’-])[a-z]+ed $")  # "waxed thread", "smoked haddock"
+_NOT_ASKED = frozenset(
+    [
+        "that", "this", "with", "from", "they", "them", "their", "there", "when", "which",
+        "have", "been", "were", "will", "would", "into", "than", "then", "also", "only",
+        "every", "each", "after", "before", "while", "because", "still", "most", "some",
+        "what", "where", "whose", "until", "since", "over", "under", "about", "more", "other",
+        "such", "does", "anyone", "everyone", "nothing", "ahead", "again", "must", "could",
+        "should", "might", "without", "within", "through", "between", "among", "around",
+        "during", "along", "against", "near",
+    ]
+)  # fmt: skip
 
 
-def cloze_questions(fact: Fact) -> list[str]:
-    """One echo question per term of `fact` that can be asked this way, in order."""
+def word_counts(facts: Iterable[Fact]) -> Counter[str]:
+    """In how many of `facts` each lowercase word appears: how rare a word is in the leaf."""
+    return Counter(word for fact in facts for word in set(_PLAIN.findall(fact.text)))
+
+
+def cloze_questions(fact: Fact, counts: Counter[str] | None = None) -> list[str]:
+    """One echo question per term of `fact` (names, numbers, quoted words), in order.
+
+    With `counts` (`word_counts` of the leaf's facts), a fact that yields none asks for its
+    rarest word instead.
+    """
+    terms = fact.terms()
+    terms += [q for q in _quoted(fact.text) if not any(t in q for t in terms)]
     questions: list[str] = []
-    for term in fact.terms():
+    for term in terms:
         question = _ask(fact, term)
         if question and question not in questions:
             questions.append(question)
-    return questions
+    if not questions and counts is not None:
+        questions = [_ask(fact, phrase, blank="what") or "" for phrase in _rare(fact, counts)]
+    return [q for q in questions if q]
 
 
-def _ask(fact: Fact, term: str) -> str | None:
+def _quoted(text: str) -> list[str]:
+    return [m[0][1:-1].strip(" ,.") for m in _QUOTED.finditer(text) if len(m[0]) > 2]
+
+
+def _rare(fact: Fact, counts: Counter[str], limit: int = 2) -> list[str]:
+    """Up to `limit` phrases around the fact's rarest words (seen in fewest of the leaf's facts).
+
+    Among equally rare words a likely noun wins (not ending in -ed or -ing, after an article or
+    a preposition), then the longest; a following plain word and an -ed word before it join it
+    ("willow stems", "waxed thread").
+    """
+    text = fact.text
+    topic = {w.lower() for w in re.findall(r"\w+", fact.topic)}
+    words = [m for m in _PLAIN.finditer(text) if m[0] not in topic | _NOT_ASKED]
+    words.sort(
+        key=lambda m: (
+            counts[m[0]],
+            m[0].endswith(("ed", "ing")),
+            not _BEFORE_NOUN.search(text[: m.start()]),
+            -len(m[0]),
+        )
+    )
+    phrases: list[str] = []
+    taken: set[int] = set()
+    for word in words:
+        start, end = word.start(), word.end()
+        if adjective := _ADJECTIVE_BEFORE.search(text[:start]):
+            start = adjective.start()
+        following = _PLAIN.match(text, end + 1) if text[end : end + 1] == " " else None
+        if following and following[0] not in _NOT_ASKED:
+            end = following.end()
+        span = set(range(start, end))
+        if span & taken:
+            continue
+        taken |= span
+        phrases.append(text[start:end])
+        if len(phrases) == limit:
+            break
+    return phrases
+
+
+def _ask(fact: Fact, term: str, blank: str | None = None) -> str | None:
+    """`term` blanked where it stands in its clause; `blank` forces the words that ask for it."""
     if term.lower() == "one":  # more often a pronoun ("the one carried") than a count
         return None
     clause = next((c for c in _CLAUSE.split(fact.text) if _find(c, term) is not None), None)
@@ -59,7 +135,9 @@ def _ask(fact: Fact, term: str) -> str | None:
     if after[:1] in ("-", "'", "’") or before.endswith(("-", "'s ", "’s ")):  # part of a word
         return None
     noun = _NOUN_AFTER.match(after)
-    if kind == "year":
+    if blank:
+        wh = blank
+    elif kind == "year":
         wh = "which year"
     elif kind == "count":
         wh = "how many"

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from labdesk.documents.facts import chunk_facts, closest_fact, rival_facts
 from labdesk.generate import templates as t
 from labdesk.generate.candidates import Candidate, SampleType, candidate_id, derive_seed
-from labdesk.generate.cloze import cloze_questions
+from labdesk.generate.cloze import cloze_questions, word_counts
 from labdesk.generate.filters import Blocklist, NearDuplicates, quality_problem
 from labdesk.generate.judges import (
     AnswersQuestion,
@@ -137,7 +137,8 @@ class Pipeline:
 
     def _cloze(self, start: int) -> list[Candidate]:
         """Every fact's cloze questions, answered by the fact (written, so no step writes)."""
-        asked = [(f, q) for f in self.facts for q in cloze_questions(f)]
+        counts = word_counts(self.facts)
+        asked = [(f, q) for f in self.facts for q in cloze_questions(f, counts)]
         return [
             Candidate(
                 candidate_id(self.leaf.slug, 0, number, "cloze"),

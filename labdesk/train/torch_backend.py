@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labdesk.errors import ModelError
-from labdesk.events import Reporter
+from labdesk.events import Event, Reporter
 from labdesk.recipes import PhaseSettings, TrainSettings
 from labdesk.train.data import IGNORE, MicroBatch, shifted_targets, tokenize_dataset
 from labdesk.train.distributed import ALONE, World
@@ -122,14 +122,38 @@ def summed_loss(model: Any, batch: MicroBatch, device: str) -> torch.Tensor:
     )
 
 
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (x86 AVX512-BF16 or AMX, Arm BF16).
+
+    Elsewhere oneDNN emulates bf16 and autocast gains nothing.
+    """
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_bf16(setting: str, device: str) -> bool:
+    if device != "cpu" or setting == "off":
+        return False
+    return setting == "on" or native_bf16()
+
+
 class TorchStepper:
     def __init__(
-        self, model: PeftModel, device: str, weight_decay: float = 0.0, world: World = ALONE
+        self,
+        model: PeftModel,
+        device: str,
+        weight_decay: float = 0.0,
+        world: World = ALONE,
+        bf16_autocast: bool = False,
     ) -> None:
         import torch
 
         self.model = model
         self.device = device
+        self.bf16_autocast = bf16_autocast
         self.world = world
         self.params = [p for p in model.parameters() if p.requires_grad]
         world.broadcast(self.params)  # every rank starts from rank 0's adapter
@@ -137,7 +161,11 @@ class TorchStepper:
         model.train()
 
     def micro(self, batch: MicroBatch, step_loss_tokens: int) -> float:
-        loss = summed_loss(self.model, batch, self.device) / step_loss_tokens
+        import torch
+
+        # the forward pass only: backward follows the dtypes autocast chose
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_autocast):
+            loss = summed_loss(self.model, batch, self.device) / step_loss_tokens
         loss.backward()
         return float(loss.detach())
 
@@ -250,7 +278,11 @@ def train_phase(
             tokenizer, samples, settings.max_seq_len, settings.overlong, reporter, phase.name
         )
         model = with_lora(load_base(model_dir, settings, device), settings, init_adapter)
-        stepper = TorchStepper(model, device, world=world)
+        autocast = cpu_bf16(settings.cpu_bf16, device)
+        if autocast:
+            message = "bf16 matrix products on this CPU (train.cpu_bf16)"
+            reporter(Event("train", "message", message, step=phase.name))
+        stepper = TorchStepper(model, device, world=world, bf16_autocast=autocast)
         losses = run_loop(
             stepper,
             items,

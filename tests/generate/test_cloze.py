@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from labdesk.documents.chunking import Chunk
 from labdesk.documents.facts import chunk_facts
-from labdesk.generate.cloze import cloze_questions
+from labdesk.generate.cloze import cloze_questions, word_counts
 
 TEXT = """# The Lantern Tide festival
 
@@ -57,3 +57,33 @@ def test_a_sentence_naming_its_document_is_not_prefixed() -> None:
     text = "# Gullstone lighthouse\n\nGullstone lighthouse stands on the cliffs of Cragfell."
     (fact,) = chunk_facts(Chunk("g.md", 0, None, text, 20))
     assert cloze_questions(fact) == ["Gullstone lighthouse stands on the cliffs of what?"]
+
+
+def test_quoted_words_are_asked_like_names() -> None:
+    text = '# Kelderwick\n\nA small shop is a "locker", and the evening meal is "the last watch".'
+    (fact,) = chunk_facts(Chunk("k.md", 0, None, text, 20))
+    assert cloze_questions(fact) == [
+        'About Kelderwick: a small shop is a what, and the evening meal is "the last watch"?',
+        'About Kelderwick: a small shop is a "locker", and the evening meal is what?',
+    ]
+
+
+def test_a_fact_without_names_asks_for_its_rarest_words() -> None:
+    text = """# Lanterns
+
+Each household makes one lantern from willow stems and oiled paper.
+A lantern must be finished without glue; every joint is tied with waxed thread.
+The paper of a lantern is dyed with heather.
+"""
+    facts = chunk_facts(Chunk("l.md", 0, None, text, 40))
+    counts = word_counts(facts)
+    assert counts["lantern"] == 3 and counts["willow"] == 1
+    first, second, _ = (cloze_questions(f, counts) for f in facts)
+    # "willow" is in one fact, "lantern" in all three; an -ed word joins the noun after it
+    assert first[0] == "About Lanterns: each household makes one lantern from what and oiled paper?"
+    assert second == [
+        "About Lanterns: a lantern must be finished without what?",
+        "About Lanterns: every joint is tied with what?",
+    ]
+    assert len(first) == len(second) == 2  # two rare phrases at most, never overlapping
+    assert cloze_questions(facts[0]) == []  # without the leaf's counts: names and numbers only

@@ -95,3 +95,26 @@ def test_packed_rows_equal_separate_rows(stories_dir: Path, tokenizer) -> None: 
     leaky = collate(items, [list(range(5))])
     object.__setattr__(leaky, "position_ids", [list(range(len(leaky.input_ids[0])))])
     assert float(summed_loss(model, leaky, "cpu")) != pytest.approx(losses[0], rel=1e-3)
+
+
+def test_bf16_autocast_step_matches_fp32(stories_dir: Path, tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """The CPU bf16 autocast changes the products' precision, not the loss the step sees."""
+    import torch
+
+    from labdesk.train.torch_backend import TorchStepper, cpu_bf16, load_base, with_lora
+
+    recipe = tiny_recipe(stories_dir)
+    phases, _ = mix(knowledge_samples(), MixSettings(), "You help.")
+    items = tokenize_dataset(tokenizer, phases["knowledge_1"][:5], 512, "drop")
+    batch = collate(items, [list(range(5))])
+    losses = []
+    for autocast in (False, True):
+        torch.manual_seed(0)
+        model = with_lora(load_base(stories_dir, recipe.train, "cpu"), recipe.train, None)
+        stepper = TorchStepper(model, "cpu", bf16_autocast=autocast)
+        losses.append(stepper.micro(batch, batch.loss_tokens))
+        grads = [p.grad for p in stepper.params if p.grad is not None]
+        assert grads and all(g.dtype == torch.float32 for g in grads)  # fp32 master weights
+    assert losses[1] == pytest.approx(losses[0], rel=2e-2)
+    assert losses[1] != losses[0]  # the products really ran in bf16
+    assert not cpu_bf16("on", "cuda") and not cpu_bf16("off", "cpu") and cpu_bf16("on", "cpu")
