@@ -7,9 +7,9 @@ festival: the festival began in which year?". Such echo questions read like a qu
 right by construction (the sentence they were cut from answers them), so the student meets
 every fact in one more wording than the teacher's questions, and a fact the teacher wrote no
 usable question for still gets some. A quoted word is asked as a name ("a small shop is a
-what?"); a fact with no name, number or quote asks for its rarest word instead ("each
-household makes one lantern from what stems and oiled paper?"), rarest among the leaf's facts,
-so "willow" rather than "lantern". A 135M teacher asked for questions writes mostly ones
+what?"); a fact with no name, number or quote asks for its rarest words instead, rarest among
+the leaf's facts, so "willow stems" rather than "lantern": "each household makes one lantern
+from what and oiled paper?". A 135M teacher asked for questions writes mostly ones
 that another sentence answers (measured with the round trip on SmolLM2: about one in ten
 passes); the rule costs nothing and never mismatches.
 """
@@ -70,8 +70,9 @@ def cloze_questions(fact: Fact, counts: Counter[str] | None = None) -> list[str]
         if question and question not in questions:
             questions.append(question)
     if not questions and counts is not None:
-        questions = [_ask(fact, phrase, blank="what") or "" for phrase in _rare(fact, counts)]
-    return [q for q in questions if q]
+        rare = (_ask(fact, phrase, blank="what") for phrase in _rare(fact, counts))
+        questions = [q for q in rare if q]
+    return questions
 
 
 def _quoted(text: str) -> list[str]:

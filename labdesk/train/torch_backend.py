@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from labdesk.errors import ModelError
 from labdesk.events import Event, Reporter
@@ -134,7 +134,8 @@ def native_bf16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
-def cpu_bf16(setting: str, device: str) -> bool:
+def cpu_bf16(setting: Literal["auto", "on", "off"], device: str) -> bool:
+    """Whether CPU training runs under bf16 autocast (`train.cpu_bf16`); never on a GPU."""
     if device != "cpu" or setting == "off":
         return False
     return setting == "on" or native_bf16()
