@@ -306,7 +306,7 @@ class TrainSettings(_Section):
         "auto",
         description="Matrix products in bfloat16 when training on CPU (autocast: weights, "
         "gradients and optimizer stay fp32). 'auto' turns it on where the CPU multiplies bf16 "
-        "in hardware (AVX512-BF16, AMX, Arm BF16): on SmolLM2-135M, 1.7x the tokens per CPU second "
+        "in hardware (AVX512-BF16, AMX, Arm BF16): on SmolLM2-135M, 1.6-1.7x the tokens per CPU second "
         "in bench/train.py and a 1.4x faster training stage in the demo (measured).",
     )
     seed: int = 42
