@@ -164,9 +164,10 @@ class GenerateSettings(_Section):
     )
     questions_per_fact: int = Field(
         3,
-        ge=1,
-        description="Knowledge leaves: accepted questions to aim for on every fact (sentence) of "
-        "the documents, each worded differently, so the student learns the fact, not a phrasing.",
+        ge=0,
+        description="Knowledge leaves: accepted teacher questions to aim for on every fact "
+        "(sentence) of the documents, each worded differently, so the student learns the fact, "
+        "not a phrasing. 0: none; the leaf's data is then its augmentations alone.",
     )
     knowledge_answers: Literal["fact", "teacher"] = Field(
         "fact",
@@ -213,6 +214,14 @@ class GenerateSettings(_Section):
         default_factory=list,
         description="Extra words or phrases that reject a sample (added to the built-in list).",
     )
+
+    @model_validator(mode="after")
+    def _knowledge_has_data(self) -> GenerateSettings:
+        if not self.questions_per_fact and not self.augmentations:
+            raise ValueError(
+                "with questions_per_fact 0 and no augmentations a knowledge leaf gets no data"
+            )
+        return self
 
 
 class MixSettings(_Section):
@@ -308,6 +317,15 @@ class TrainSettings(_Section):
         "gradients and optimizer stay fp32). 'auto' turns it on where the CPU multiplies bf16 "
         "in hardware (AVX512-BF16, AMX, Arm BF16): on SmolLM2-135M, 1.6-1.7x the tokens per CPU second "
         "in bench/train.py and a 1.4x faster training stage in the demo (measured).",
+    )
+    self_replay_targets: Literal["distribution", "answers"] = Field(
+        "distribution",
+        description="What the self-distillation replay (mix.self_replay) teaches at each token "
+        "of the base model's own answers. 'distribution': the base model's next-token "
+        "distribution (its top 32 tokens and the rest as one), by KL divergence, which is zero "
+        "wherever the student still agrees with the base, so replay only pulls back what tuning "
+        "moved. 'answers': cross-entropy on the answer text, which also sharpens the base's "
+        "own guesses.",
     )
     seed: int = 42
     phases: list[PhaseSettings] = Field(

@@ -205,7 +205,8 @@ def generate_leaf(
         need = target - sum(1 for r in before if r["metadata"]["type"] == "qa")
         last = [r for r in before if r["metadata"]["round"] == round_ - 1]
         barren = round_ > 0 and not [r for r in last if r["metadata"]["type"] == "qa"]
-        if need <= 0 or barren:
+        # round 0 always runs: it also writes a knowledge leaf's augmentations
+        if (need <= 0 and round_ > 0) or barren:
             break
         count = candidates_for(
             need,
@@ -282,6 +283,8 @@ def candidates_for(
     this leaf accepted per candidate (a function of earlier rounds only, so a resumed run plans
     the same round). Never more than four times the target in one round.
     """
+    if need <= 0:
+        return 0
     qa = [r for r in earlier if r["metadata"]["type"] == "qa"]
     if round_ == 0 or not qa:
         factor = overgenerate

@@ -8,14 +8,20 @@ rendered prefix is a prefix of the whole rendering.
 Packing puts several samples in one row; each sample's position ids restart at 0, which is
 what transformers' Llama (and mlx here, see mlx_backend) use to keep attention inside each
 sample, so packed rows compute exactly what separate rows would.
+
+A self-distillation replay sample (the base model's own answer, `labdesk.train.replay`) can
+carry soft targets: the base model's next-token distribution at each answer token, which the
+backends learn by KL divergence instead of cross-entropy on the answer text.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
 
 from labdesk.errors import ConfigError
 from labdesk.events import Event, Reporter, null_reporter
@@ -24,6 +30,30 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 IGNORE = -100
+TOP_K = 32
+"""Soft targets keep the base's 32 likeliest next tokens; the rest of its mass is one more bin
+(at an answer token of SmolLM2-135M's own replies, the top 32 hold nearly all of it)."""
+
+
+@dataclass(frozen=True)
+class SoftTargets:
+    """A distribution to learn at some positions of a sample or a row (shifted: position i
+    predicts token i + 1). Elsewhere the arrays hold zeros and `at` is False."""
+
+    ids: np.ndarray
+    """[n, TOP_K] token ids, the base model's likeliest next tokens."""
+    logp: np.ndarray
+    """[n, TOP_K + 1] their log-probabilities, and last the log of all other tokens' mass."""
+    at: np.ndarray
+    """[n] where the soft targets replace the hard ones."""
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, ...]) -> SoftTargets:
+        return cls(
+            np.zeros((*shape, TOP_K), np.int64),
+            np.zeros((*shape, TOP_K + 1), np.float32),
+            np.zeros(shape, bool),
+        )
 
 
 @dataclass(frozen=True)
@@ -31,10 +61,31 @@ class Tokenized:
     input_ids: list[int]
     labels: list[int]
     """Same length as input_ids; IGNORE where no loss is taken. Not yet shifted."""
+    distill: bool = False
+    """The answer is the base model's own (self-distillation replay): may take soft targets."""
+    soft: SoftTargets | None = None
 
     @cached_property
     def loss_tokens(self) -> int:
         return sum(1 for x in self.labels if x != IGNORE)
+
+    @property
+    def predicting(self) -> list[int]:
+        """Positions whose next token carries loss (where soft targets go)."""
+        return [i for i in range(len(self.labels) - 1) if self.labels[i + 1] != IGNORE]
+
+    def with_soft(self, logprobs: np.ndarray) -> Tokenized:
+        """This sample with soft targets from the base's log-softmax rows at `predicting`."""
+        positions = self.predicting
+        soft = SoftTargets.zeros((len(self.input_ids),))
+        top = np.argpartition(-logprobs, TOP_K, axis=-1)[:, :TOP_K]
+        top_logp = np.take_along_axis(logprobs, top, axis=-1).astype(np.float64)
+        mass = np.exp(top_logp).sum(axis=-1)
+        rest = np.log(np.clip(1.0 - mass, 1e-12, None))
+        soft.ids[positions] = top
+        soft.logp[positions] = np.concatenate([top_logp, rest[:, None]], axis=-1)
+        soft.at[positions] = True
+        return replace(self, soft=soft)
 
 
 def _render(
@@ -66,7 +117,8 @@ def tokenize_sample(tokenizer: PreTrainedTokenizerBase, sample: dict[str, Any]) 
                 hint="use a chat template whose rendering of earlier turns does not change",
             )
         labels[start:end] = full[start:end]
-    return Tokenized(full, labels)
+    meta = sample.get("metadata") or {}
+    return Tokenized(full, labels, distill=meta.get("type") == "self_replay")
 
 
 def tokenize_dataset(
@@ -86,7 +138,9 @@ def tokenize_dataset(
             too_long += 1
             if overlong == "drop":
                 continue
-            item = Tokenized(item.input_ids[:max_seq_len], item.labels[:max_seq_len])
+            item = replace(
+                item, input_ids=item.input_ids[:max_seq_len], labels=item.labels[:max_seq_len]
+            )
         if item.loss_tokens:
             out.append(item)
     if too_long:
@@ -112,6 +166,16 @@ def tokenize_dataset(
     return out
 
 
+def report_soft_targets(items: list[Tokenized], reporter: Reporter, phase: str) -> None:
+    samples = [t for t in items if t.soft is not None]
+    tokens = sum(int(t.soft.at.sum()) for t in samples if t.soft is not None)
+    message = (
+        f"self-replay learns the base model's distribution at {tokens} tokens of {len(samples)} "
+        "samples (train.self_replay_targets)"
+    )
+    reporter(Event("train", "message", message, step=phase))
+
+
 @dataclass(frozen=True)
 class MicroBatch:
     """Rows of packed samples, padded to the longest row; position ids restart per sample."""
@@ -121,6 +185,8 @@ class MicroBatch:
     position_ids: list[list[int]]
     useful_tokens: int
     loss_tokens: int
+    soft: SoftTargets | None = None
+    """[rows, width] soft targets, when some sample in the batch has them."""
 
 
 Plan = list[list[list[int]]]
@@ -170,7 +236,23 @@ def collate(items: list[Tokenized], batch: list[list[int]], pad_id: int = 0) -> 
         positions.append(r_pos + list(range(pad)))  # padding is its own "sample": no leakage
     useful = sum(len(t.input_ids) for row in rows for t in row)
     loss_tokens = sum(t.loss_tokens for row in rows for t in row)
-    return MicroBatch(ids, labels, positions, useful, loss_tokens)
+    return MicroBatch(ids, labels, positions, useful, loss_tokens, _soft_rows(rows, width))
+
+
+def _soft_rows(rows: list[list[Tokenized]], width: int) -> SoftTargets | None:
+    if not any(t.soft is not None for row in rows for t in row):
+        return None
+    out = SoftTargets.zeros((len(rows), width))
+    for r, row in enumerate(rows):
+        start = 0
+        for item in row:
+            end = start + len(item.input_ids)
+            if item.soft is not None:
+                out.ids[r, start:end] = item.soft.ids
+                out.logp[r, start:end] = item.soft.logp
+                out.at[r, start:end] = item.soft.at
+            start = end
+    return out
 
 
 def shifted_targets(labels: list[list[int]], positions: list[list[int]]) -> list[list[int]]:

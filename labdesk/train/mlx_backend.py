@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Any
 from labdesk.errors import ModelError
 from labdesk.events import Reporter
 from labdesk.recipes import PhaseSettings, TrainSettings
-from labdesk.train.data import IGNORE, MicroBatch, collate, shifted_targets, tokenize_dataset
+from labdesk.train.data import (
+    IGNORE,
+    MicroBatch,
+    SoftTargets,
+    Tokenized,
+    collate,
+    report_soft_targets,
+    shifted_targets,
+    tokenize_dataset,
+)
 from labdesk.train.loop import publish_adapter, run_loop
 from labdesk.train.torch_backend import load_tokenizer, process_rss_gb
 
@@ -122,20 +131,28 @@ class MlxStepper:
         self.keys = keys
         self.settings = settings
         self.base = base
-        self.optimizer = optim.AdamW(learning_rate=0.0, weight_decay=0.0)
+        # bias-corrected like torch's AdamW (mlx's default leaves the first steps ~3x larger)
+        self.optimizer = optim.AdamW(learning_rate=0.0, weight_decay=0.0, bias_correction=True)
         self.optimizer.init(model.trainable_parameters())
         self.grads: Any = None
         self._value_and_grad = nn.value_and_grad(model, self._loss)
         model.train()
 
-    def _loss(self, ids: Any, targets: Any, scale: float) -> Any:
+    def _loss(self, ids: Any, targets: Any, scale: float, soft: tuple[Any, ...]) -> Any:
+        """Summed cross-entropy (and KL where `soft` = (ids, logp, at) says) over `scale`."""
         import mlx.core as mx
         import mlx.nn as nn
 
         logits = self.model(ids).astype(mx.float32)
         mask = targets != IGNORE
         losses = nn.losses.cross_entropy(logits, mx.where(mask, targets, 0), reduction="none")
-        return (losses * mask).sum() / scale
+        if not soft:
+            return (losses * mask).sum() / scale
+        soft_ids, base_logp, at = soft
+        at = at & mask
+        logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        kl = kl_from_base(mx.take_along_axis(logp, soft_ids, axis=-1), base_logp)
+        return ((losses * (mask & ~at)).sum() + (kl * at).sum()) / scale
 
     def micro(self, batch: MicroBatch, step_loss_tokens: int) -> float:
         import mlx.core as mx
@@ -144,7 +161,12 @@ class MlxStepper:
         rows = _one_sample_per_row(batch)
         ids = mx.array(rows.input_ids)
         targets = mx.array(shifted_targets(rows.labels, rows.position_ids))
-        loss, grads = self._value_and_grad(ids, targets, float(step_loss_tokens))
+        soft = (
+            ()
+            if rows.soft is None
+            else tuple(mx.array(a) for a in (rows.soft.ids, rows.soft.logp, rows.soft.at))
+        )
+        loss, grads = self._value_and_grad(ids, targets, float(step_loss_tokens), soft)
         self.grads = grads if self.grads is None else tree_map(mx.add, self.grads, grads)
         mx.eval(loss, self.grads)
         return float(loss.item())
@@ -213,18 +235,48 @@ class MlxStepper:
         return peak / 2**30 if peak else process_rss_gb()
 
 
+def kl_from_base(top: Any, base_logp: Any) -> Any:
+    """KL(base ‖ student) at each position (as `torch_backend.kl_from_base`)."""
+    import mlx.core as mx
+
+    rest = mx.log1p(-mx.minimum(mx.exp(top).sum(axis=-1), 1 - 1e-6))
+    student = mx.concatenate([top, rest[..., None]], axis=-1)
+    return (mx.exp(base_logp) * (base_logp - student)).sum(axis=-1)
+
+
+def with_base_targets(model: nn.Module, items: list[Tokenized]) -> list[Tokenized]:
+    """Self-replay samples with the base model's distributions as soft targets (`model` with
+    fresh LoRA layers, whose zero B matrices leave it the base)."""
+    import mlx.core as mx
+    import numpy as np
+
+    out = []
+    for item in items:
+        if not item.distill:
+            out.append(item)
+            continue
+        logits = model(mx.array([item.input_ids]))[0].astype(mx.float32)
+        logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        out.append(item.with_soft(np.array(logp)[item.predicting]))
+    return out
+
+
 def _one_sample_per_row(batch: MicroBatch) -> MicroBatch:
     """Split packed rows at position-id restarts into one (padded) row per sample."""
-    from labdesk.train.data import Tokenized
-
     pieces: list[Tokenized] = []
-    for ids, labels, positions in zip(
-        batch.input_ids, batch.labels, batch.position_ids, strict=True
+    for r, (ids, labels, positions) in enumerate(
+        zip(batch.input_ids, batch.labels, batch.position_ids, strict=True)
     ):
         starts = [i for i, p in enumerate(positions) if p == 0] + [len(positions)]
         for a, b in itertools.pairwise(starts):
             if any(x != IGNORE for x in labels[a:b]):  # padding tails carry no loss: skip
-                pieces.append(Tokenized(ids[a:b], labels[a:b]))
+                soft = batch.soft
+                piece = (
+                    None
+                    if soft is None
+                    else SoftTargets(soft.ids[r, a:b], soft.logp[r, a:b], soft.at[r, a:b])
+                )
+                pieces.append(Tokenized(ids[a:b], labels[a:b], soft=piece))
     return collate(pieces, [[i] for i in range(len(pieces))])
 
 
@@ -253,6 +305,9 @@ def train_phase(
         tokenizer, samples, settings.max_seq_len, settings.overlong, reporter, phase.name
     )
     model, keys = load_model(model_dir, settings)
+    if settings.self_replay_targets == "distribution" and any(i.distill for i in items):
+        items = with_base_targets(model, items)  # before the previous phase's adapter loads
+        report_soft_targets(items, reporter, phase.name)
     stepper = MlxStepper(model, keys, settings, str(model_dir))
     if init_adapter is not None:
         stepper.load_peft_adapter(init_adapter)

@@ -4,7 +4,9 @@ The LAB method protects what a model knew by replaying earlier data in every pha
 mixing in foundational skills data. A hobbyist has no such data at hand, but has the base model:
 its answers to a packaged set of general prompts (`general_prompts.json`, written for labdesk)
 are exactly the behaviour tuning should keep. Training on them alongside the new leaf pulls the
-adapter back toward the base wherever the leaf does not ask it to move.
+adapter back toward the base wherever the leaf does not ask it to move. By default the student
+learns the base's whole next-token distribution along these answers, not only their text
+(`train.self_replay_targets`; the backends compute it from the base before the adapter).
 
 Answers are generated greedily by the student's own GGUF, appended one line at a time to a cache
 keyed by the model file, the prompts, the system prompt and the token budget, so a student's

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from labdesk.errors import ModelError
 from labdesk.events import Event, Reporter
 from labdesk.recipes import PhaseSettings, TrainSettings
-from labdesk.train.data import IGNORE, MicroBatch, shifted_targets, tokenize_dataset
+from labdesk.train.data import (
+    IGNORE,
+    MicroBatch,
+    Tokenized,
+    report_soft_targets,
+    shifted_targets,
+    tokenize_dataset,
+)
 from labdesk.train.distributed import ALONE, World
 from labdesk.train.loop import publish_adapter, run_loop
 
@@ -106,6 +113,9 @@ def summed_loss(model: Any, batch: MicroBatch, device: str) -> torch.Tensor:
     Logits are computed only at positions where some row takes loss (`logits_to_keep`): the
     output layer is a vocabulary-sized matmul per position, a fifth of a small model's compute,
     and most positions of chat samples (system prompt, question) carry no loss.
+
+    Where the batch has soft targets (self-distillation replay), those positions take the KL
+    divergence from the base model's distribution instead.
     """
     import torch
 
@@ -113,13 +123,62 @@ def summed_loss(model: Any, batch: MicroBatch, device: str) -> torch.Tensor:
     keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(-1)
     logits = model(
         input_ids=ids, position_ids=positions, use_cache=False, logits_to_keep=keep
-    ).logits
-    return torch.nn.functional.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]),
-        targets[:, keep].reshape(-1),
-        ignore_index=IGNORE,
-        reduction="sum",
-    )
+    ).logits.float()
+    hard = targets[:, keep]
+    if batch.soft is None:
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), hard.reshape(-1), ignore_index=IGNORE,
+            reduction="sum",
+        )  # fmt: skip
+    # one log-softmax for both losses: boolean-indexing the logits would copy them twice
+    logp = torch.log_softmax(logits, dim=-1)
+    valid = hard != IGNORE
+    at = torch.from_numpy(batch.soft.at).to(device)[:, keep] & valid
+    nll = -logp.gather(-1, hard.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    top = logp.gather(-1, torch.from_numpy(batch.soft.ids).to(device)[:, keep])
+    kl = kl_from_base(top, torch.from_numpy(batch.soft.logp).to(device)[:, keep])
+    return (nll * (valid & ~at)).sum() + (kl * at).sum()
+
+
+def kl_from_base(top: torch.Tensor, base_logp: torch.Tensor) -> torch.Tensor:
+    """KL(base ‖ student) at each position, over the bins of the base's top tokens and the rest.
+
+    `top` holds the student's log-probabilities of the base's top tokens. Zero, with zero
+    gradient, while the student still gives the base's probabilities.
+    """
+    import torch
+
+    rest = torch.log1p(-top.exp().sum(-1).clamp(max=1 - 1e-6))
+    student = torch.cat([top, rest.unsqueeze(-1)], dim=-1)
+    return (base_logp.exp() * (base_logp - student)).sum(-1)
+
+
+def with_base_targets(
+    model: PreTrainedModel, items: list[Tokenized], device: str, bf16_autocast: bool
+) -> list[Tokenized]:
+    """Self-replay samples with the base model's distributions as soft targets.
+
+    `model` must be the base without an adapter. Run in the precision training runs in, so the
+    student starts at a KL of zero.
+    """
+    import torch
+
+    out = []
+    with (
+        torch.inference_mode(),
+        torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_autocast),
+    ):
+        for item in items:
+            if not item.distill:
+                out.append(item)
+                continue
+            logits = model(
+                input_ids=torch.tensor([item.input_ids], device=device),
+                use_cache=False,
+                logits_to_keep=torch.tensor(item.predicting, device=device),
+            ).logits[0]
+            out.append(item.with_soft(torch.log_softmax(logits.float(), dim=-1).cpu().numpy()))
+    return out
 
 
 def native_bf16() -> bool:
@@ -278,11 +337,15 @@ def train_phase(
         items = tokenize_dataset(
             tokenizer, samples, settings.max_seq_len, settings.overlong, reporter, phase.name
         )
-        model = with_lora(load_base(model_dir, settings, device), settings, init_adapter)
+        base = load_base(model_dir, settings, device)
         autocast = cpu_bf16(settings.cpu_bf16, device)
         if autocast:
             message = "bf16 matrix products on this CPU (train.cpu_bf16)"
             reporter(Event("train", "message", message, step=phase.name))
+        if settings.self_replay_targets == "distribution" and any(i.distill for i in items):
+            items = with_base_targets(base, items, device, autocast)
+            report_soft_targets(items, reporter, phase.name)
+        model = with_lora(base, settings, init_adapter)
         stepper = TorchStepper(model, device, world=world, bf16_autocast=autocast)
         losses = run_loop(
             stepper,

@@ -217,6 +217,23 @@ def test_a_leaf_whose_round_accepts_nothing_stops_early(generated: Generated) ->
     assert "judge_on_task rejected" in result.note
 
 
+def test_a_knowledge_leaf_without_teacher_questions_keeps_its_augmentations(
+    generated: Generated,
+) -> None:
+    """questions_per_fact 0: round 0 still writes the summaries and cloze questions, and the
+    teacher is asked no question about a fact."""
+    leaf = next(x for x in generated.leaves if x.kind == "knowledge")
+    recipe = generated.recipe.model_copy(deep=True)
+    recipe.generate.questions_per_fact = 0
+    run = RunPaths(generated.ws.run_dir("no-questions"))
+    report = generate_leaves([leaf], recipe, run.root, generated.models, ws=generated.ws)
+    (result,) = report.leaves
+    records = _records(run.accepted(leaf.slug)) + _records(run.rejected(leaf.slug))
+    types = {r["metadata"]["type"] for r in records}  # type: ignore[index]
+    assert types == {"summary", "cloze"}, types
+    assert result.rounds == 1 and result.reached and result.accepted > 0
+
+
 def test_a_settings_change_reuses_cached_replies(generated: Generated) -> None:
     """More samples per leaf: the requests of the first run are answered from the cache."""
     leaf = next(x for x in generated.leaves if x.path.endswith("email_tone"))

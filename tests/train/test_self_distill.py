@@ -1,0 +1,192 @@
+"""Self-replay learned as the base model's distribution (train.self_replay_targets)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from labdesk.recipes import MixSettings
+from labdesk.train.data import TOP_K, Tokenized, collate, tokenize_dataset
+from labdesk.train.mix import mix
+from tests.train.helpers import knowledge_samples, tiny_recipe
+
+
+@pytest.fixture(scope="module")
+def tokenizer(stories_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(stories_dir))
+
+
+def replay_items(tokenizer: Any) -> list[Tokenized]:
+    """Four samples marked as the base's own answers, then two ordinary ones."""
+    phases, _ = mix(knowledge_samples(), MixSettings(), "You help.")
+    rows = phases["knowledge_1"]
+    own = [{**s, "metadata": {**s["metadata"], "type": "self_replay"}} for s in rows[:4]]
+    return tokenize_dataset(tokenizer, own + rows[4:6], 512, "drop")
+
+
+def base_and_targets(stories_dir: Path, tokenizer: Any) -> tuple[Any, list[Tokenized]]:
+    import torch
+
+    from labdesk.train.torch_backend import load_base, with_base_targets
+
+    recipe = tiny_recipe(stories_dir)
+    torch.manual_seed(0)
+    base = load_base(stories_dir, recipe.train, "cpu")
+    return base, with_base_targets(base, replay_items(tokenizer), "cpu", bf16_autocast=False)
+
+
+def test_soft_targets_hold_the_base_distribution(stories_dir: Path, tokenizer: Any) -> None:
+    import torch
+
+    base, items = base_and_targets(stories_dir, tokenizer)
+    assert [t.soft is not None for t in items] == [True] * 4 + [False] * 2
+    item = items[0]
+    assert item.soft is not None
+    at = np.flatnonzero(item.soft.at)
+    assert list(at) == item.predicting and len(at) == item.loss_tokens
+    bins = np.exp(item.soft.logp[at].astype(np.float64)).sum(axis=-1)
+    np.testing.assert_allclose(bins, 1.0, atol=1e-4)  # top-k and the rest: a distribution
+    with torch.no_grad():
+        logits = base(input_ids=torch.tensor([item.input_ids])).logits[0, at]
+    best = item.soft.ids[at][np.arange(len(at)), item.soft.logp[at, :TOP_K].argmax(-1)]
+    assert (best == logits.argmax(-1).numpy()).all()
+
+
+def test_kl_is_zero_at_the_base_and_grows_as_the_adapter_moves(
+    stories_dir: Path, tokenizer: Any
+) -> None:
+    import torch
+
+    from labdesk.train.torch_backend import summed_loss, with_lora
+
+    base, items = base_and_targets(stories_dir, tokenizer)
+    model = with_lora(base, tiny_recipe(stories_dir).train, None)
+    own = collate(items[:4], [[0, 1], [2, 3]])
+    at_base = summed_loss(model, own, "cpu")
+    at_base.backward()
+    at_base = at_base.detach()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert abs(float(at_base)) < 1e-4
+    assert max(float(g.abs().max()) for g in grads) < 1e-4  # nothing to pull back yet
+
+    with torch.no_grad():
+        hard = collate([replace(t, soft=None) for t in items[:4]], [[0, 1], [2, 3]])
+        assert float(summed_loss(model, hard, "cpu")) > 1.0  # cross-entropy would still push
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.05)
+        moved = float(summed_loss(model, own, "cpu"))
+        assert moved > 1e-2
+        mixed = collate(items, [[0, 4], [1, 2, 3, 5]])  # soft and hard samples in one row
+        both = float(summed_loss(model, mixed, "cpu"))
+        plain = float(summed_loss(model, collate(items[4:], [[0, 1]]), "cpu"))
+    assert both == pytest.approx(moved + plain, rel=1e-4)
+
+
+def test_mlx_learns_the_same_distribution(
+    stories_dir: Path, tokenizer: Any, tmp_path: Path
+) -> None:
+    pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'mlx-lm[cpu]')")
+    import torch
+
+    from labdesk.train import mlx_backend
+    from labdesk.train.torch_backend import summed_loss, with_lora
+
+    recipe = tiny_recipe(stories_dir)
+    recipe.train.lora_dropout = 0.0
+    model, keys = mlx_backend.load_model(stories_dir, recipe.train)
+    own_targets = mlx_backend.with_base_targets(model, replay_items(tokenizer))
+    stepper = mlx_backend.MlxStepper(model, keys, recipe.train, str(stories_dir))
+    own = collate(own_targets[:4], [[0, 1], [2, 3]])
+    assert abs(stepper.micro(own, own.loss_tokens)) < 1e-4
+
+    base, items = base_and_targets(stories_dir, tokenizer)
+    tuned = with_lora(base, recipe.train, None)
+    with torch.no_grad():
+        for name, param in tuned.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.05)
+    tuned.save_pretrained(str(tmp_path / "adapter"))
+    stepper.load_peft_adapter(tmp_path / "adapter")
+    batch = collate(items, [[0, 4], [1, 2, 3, 5]])
+    with torch.no_grad():
+        expected = float(summed_loss(tuned, batch, "cpu")) / batch.loss_tokens
+    assert stepper.micro(batch, batch.loss_tokens) == pytest.approx(expected, rel=1e-3)
+
+
+def own_answers(stories_dir: Path, tokenizer: Any, count: int) -> list[dict[str, Any]]:
+    """The base model's own greedy answers to general prompts: real self-replay samples."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from labdesk.train.replay import general_prompts
+
+    base = AutoModelForCausalLM.from_pretrained(str(stories_dir), dtype=torch.float32)
+    out: list[dict[str, Any]] = []
+    for prompt in general_prompts()[:count]:
+        head = [{"role": "system", "content": "You help."}, {"role": "user", "content": prompt}]
+        ids = tokenizer.apply_chat_template(head, add_generation_prompt=True, return_tensors="pt")
+        ids = ids if isinstance(ids, torch.Tensor) else ids["input_ids"]
+        made = base.generate(ids, max_new_tokens=16, do_sample=False)[0, ids.shape[1] :]  # type: ignore[misc]
+        answer = tokenizer.decode(made, skip_special_tokens=True).strip()
+        meta = {"id": f"own{len(out)}", "type": "self_replay", "train_on": "assistant"}
+        out.append(
+            {"messages": [*head, {"role": "assistant", "content": answer}], "metadata": meta}
+        )
+    return out
+
+
+@pytest.mark.parametrize("backend", ["torch", "mlx"])
+def test_distribution_replay_keeps_the_base_closer_than_answer_replay(
+    stories_dir: Path, tokenizer: Any, tmp_path: Path, backend: str
+) -> None:
+    """Trained on new facts with the base's own answers, the student stays nearer the base on
+    those prompts when it learns the base's distribution than when it learns the answer text."""
+    if backend == "mlx":
+        pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'mlx-lm[cpu]')")
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from labdesk.train.phases import phase_trainer
+
+    phases, _ = mix(knowledge_samples(), MixSettings(), "You help.")
+    own = own_answers(stories_dir, tokenizer, 12)
+    samples = phases["knowledge_1"] + own
+    probe = tokenize_dataset(tokenizer, own, 512, "drop")
+    base = AutoModelForCausalLM.from_pretrained(str(stories_dir), dtype=torch.float32).eval()
+
+    def drift(adapter: Path) -> float:
+        """Mean KL(base ‖ tuned) over the answer tokens of the replay prompts."""
+        tuned = PeftModel.from_pretrained(base, str(adapter)).eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for item in probe:
+                ids = torch.tensor([item.input_ids])
+                at = torch.tensor(item.predicting)
+                with tuned.disable_adapter():
+                    p = torch.log_softmax(tuned(input_ids=ids).logits[0, at], -1)
+                q = torch.log_softmax(tuned(input_ids=ids).logits[0, at], -1)
+                total += float((p.exp() * (p - q)).sum())
+                count += len(at)
+        return total / count
+
+    drifts = {}
+    for targets in ("distribution", "answers"):
+        recipe = tiny_recipe(stories_dir, backend=backend, self_replay_targets=targets)
+        phase = recipe.train.phases[0].model_copy(update={"epochs": 4})
+        events: list[Any] = []
+        folder = tmp_path / targets
+        phase_trainer(backend)(
+            stories_dir, samples, phase, recipe.train, folder, None, events.append
+        )
+        said = [e.message for e in events if "base model's distribution" in (e.message or "")]
+        assert bool(said) == (targets == "distribution"), said
+        drifts[targets] = drift(folder / "adapter")
+    assert drifts["distribution"] < drifts["answers"], drifts
