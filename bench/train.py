@@ -8,7 +8,9 @@ time, not wall time, so other load on a shared machine does not skew it).
 Two students: stories260K (real weights, tiny: the trainer's own overhead shows), and with
 `--home` the demo's SmolLM2-135M-Instruct (pulled into that workspace), where each trainer also
 runs with bf16 autocast (`train.cpu_bf16`; the HF Trainer's `bf16=True`). On a CPU without
-native bf16 the bf16 rows are skipped.
+native bf16 the bf16 rows are skipped. The last row trains half the samples as self-replay
+learned as the base model's distribution (`train.self_replay_targets: distribution`), the
+computing of those targets included: the cost of that protection per token.
 
     .venv/bin/python bench/train.py [--home WORKSPACE]
 """
@@ -20,6 +22,7 @@ import random
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from labdesk.models.store import pull_model
@@ -31,6 +34,7 @@ from labdesk.train.torch_backend import (
     cpu_threads,
     load_base,
     native_bf16,
+    with_base_targets,
     with_lora,
 )
 from labdesk.workspace import Workspace
@@ -55,18 +59,28 @@ def make_items(count: int, seed: int = 0) -> list[Tokenized]:
 
 
 def ours(
-    items: list[Tokenized], settings: TrainSettings, student: Path, bf16: bool = False
+    items: list[Tokenized],
+    settings: TrainSettings,
+    student: Path,
+    bf16: bool = False,
+    soft: bool = False,
 ) -> tuple[float, int, int]:
+    """With `soft`, every other sample is self-replay learned as the base's distribution
+    (`train.self_replay_targets`); the time to compute those targets is on the clock."""
     import torch
 
     torch.manual_seed(0)
-    model = with_lora(load_base(student, settings, "cpu"), settings, None)
+    base = load_base(student, settings, "cpu")
+    start = time.process_time()
+    if soft:
+        items = [replace(t, distill=n % 2 == 0) for n, t in enumerate(items)]
+        items = with_base_targets(base, items, "cpu", bf16)
+    model = with_lora(base, settings, None)
     stepper = TorchStepper(model, "cpu", bf16_autocast=bf16)
     phase = PhaseSettings(
         name="knowledge_1", batch_tokens=4 * SEQ, effective_batch_tokens=4 * SEQ, warmup_steps=0
     )
     plan = StepPlan.build(items, phase, settings)
-    start = time.process_time()
     tokens = computed = 0
     for refs in plan.steps:
         batches = [collate(items, plan.epochs[e][i]) for e, i in refs]
@@ -150,6 +164,8 @@ def measure(student: Path, name: str, count: int, settings: TrainSettings, bf16:
             rows.append(("labdesk packed", *ours(items, settings, student)))
             if bf16:
                 rows.append(("labdesk packed, cpu_bf16", *ours(items, settings, student, True)))
+            soft = ours(items, settings, student, bf16, soft=True)
+            rows.append((f"labdesk packed{', cpu_bf16' if bf16 else ''}, half soft", *soft))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     show(rows, f"{count} samples, {sum(len(t.input_ids) for t in items)} useful tokens, {name}")
