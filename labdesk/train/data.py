@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 IGNORE = -100
 TOP_K = 32
 """Soft targets keep the base's 32 likeliest next tokens; the rest of its mass is one more bin
-(at an answer token of SmolLM2-135M's own replies, the top 32 hold nearly all of it)."""
+(at the 2,429 answer tokens of 30 of SmolLM2-135M's replies in the demo, that bin held 6 % of
+the mass on average and 2 % at the median)."""
 
 
 @dataclass(frozen=True)
