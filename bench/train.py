@@ -175,13 +175,13 @@ def show(rows: list[Row], title: str) -> None:
     base_rate = rows[0][2] / rows[0][1]
     print(f"\n{title}, {THREADS} torch thread(s)")
     print(
-        f"{'trainer':<30} {'CPU s':>8} {'tokens computed':>16} {'padding':>8} "
+        f"{'trainer':<38} {'CPU s':>8} {'tokens computed':>16} {'padding':>8} "
         f"{'useful tok/s':>13} {'vs baseline':>12}"
     )
     for name, seconds, tokens, computed in rows:
         rate = tokens / seconds
         print(
-            f"{name:<30} {seconds:8.2f} {computed:16d} {1 - tokens / computed:8.0%} "
+            f"{name:<38} {seconds:8.2f} {computed:16d} {1 - tokens / computed:8.0%} "
             f"{rate:13.0f} {rate / base_rate:11.2f}x"
         )
 
