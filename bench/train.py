@@ -27,14 +27,14 @@ from pathlib import Path
 
 from labdesk.models.store import pull_model
 from labdesk.recipes import PhaseSettings, TrainSettings, load_recipe
-from labdesk.train.data import IGNORE, Tokenized, collate
+from labdesk.train.data import IGNORE, Tokenized, collate, with_base_targets
 from labdesk.train.loop import StepPlan
 from labdesk.train.torch_backend import (
     TorchStepper,
+    base_logprobs,
     cpu_threads,
     load_base,
     native_bf16,
-    with_base_targets,
     with_lora,
 )
 from labdesk.workspace import Workspace
@@ -71,16 +71,19 @@ def ours(
 
     torch.manual_seed(0)
     base = load_base(student, settings, "cpu")
-    start = time.process_time()
+    targets_s = 0.0
     if soft:
+        started = time.process_time()
         items = [replace(t, distill=n % 2 == 0) for n, t in enumerate(items)]
-        items = with_base_targets(base, items, "cpu", bf16)
+        items = with_base_targets(items, "distribution", base_logprobs(base, "cpu", bf16))
+        targets_s = time.process_time() - started
     model = with_lora(base, settings, None)
     stepper = TorchStepper(model, "cpu", bf16_autocast=bf16)
     phase = PhaseSettings(
         name="knowledge_1", batch_tokens=4 * SEQ, effective_batch_tokens=4 * SEQ, warmup_steps=0
     )
     plan = StepPlan.build(items, phase, settings)
+    start = time.process_time() - targets_s
     tokens = computed = 0
     for refs in plan.steps:
         batches = [collate(items, plan.epochs[e][i]) for e, i in refs]

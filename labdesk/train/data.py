@@ -17,6 +17,7 @@ backends learn by KL divergence instead of cross-entropy on the answer text.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
@@ -167,14 +168,27 @@ def tokenize_dataset(
     return out
 
 
-def report_soft_targets(items: list[Tokenized], reporter: Reporter, phase: str) -> None:
-    samples = [t for t in items if t.soft is not None]
-    tokens = sum(int(t.soft.at.sum()) for t in samples if t.soft is not None)
+def with_base_targets(
+    items: list[Tokenized],
+    targets: Literal["distribution", "answers"],
+    base_logprobs: Callable[[Tokenized], np.ndarray],
+    reporter: Reporter = null_reporter,
+    phase: str | None = None,
+) -> list[Tokenized]:
+    """The self-replay samples with soft targets, when `train.self_replay_targets` asks for the
+    base's distribution. `base_logprobs(item)`: the base model's log-softmax rows at
+    `item.predicting`, from the backend."""
+    if targets != "distribution" or not any(t.distill for t in items):
+        return items
+    out = [t.with_soft(base_logprobs(t)) if t.distill else t for t in items]
+    samples = sum(t.distill for t in items)
+    tokens = sum(len(t.predicting) for t in items if t.distill)
     message = (
-        f"self-replay learns the base model's distribution at {tokens} tokens of {len(samples)} "
+        f"self-replay learns the base model's distribution at {tokens} tokens of {samples} "
         "samples (train.self_replay_targets)"
     )
     reporter(Event("train", "message", message, step=phase))
+    return out
 
 
 @dataclass(frozen=True)

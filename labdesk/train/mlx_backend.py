@@ -27,15 +27,16 @@ from labdesk.train.data import (
     SoftTargets,
     Tokenized,
     collate,
-    report_soft_targets,
     shifted_targets,
     tokenize_dataset,
+    with_base_targets,
 )
 from labdesk.train.loop import publish_adapter, run_loop
 from labdesk.train.torch_backend import load_tokenizer, process_rss_gb
 
 if TYPE_CHECKING:
     import mlx.nn as nn
+    import numpy as np
 
 PEFT_PREFIX = "base_model.model."
 
@@ -244,21 +245,17 @@ def kl_from_base(top: Any, base_logp: Any) -> Any:
     return (mx.exp(base_logp) * (base_logp - student)).sum(axis=-1)
 
 
-def with_base_targets(model: nn.Module, items: list[Tokenized]) -> list[Tokenized]:
-    """Self-replay samples with the base model's distributions as soft targets (`model` with
+def base_logprobs(model: nn.Module) -> Callable[[Tokenized], np.ndarray]:
+    """The base model's log-softmax rows at a sample's `predicting` positions (`model` with
     fresh LoRA layers, whose zero B matrices leave it the base)."""
     import mlx.core as mx
     import numpy as np
 
-    out = []
-    for item in items:
-        if not item.distill:
-            out.append(item)
-            continue
+    def rows(item: Tokenized) -> np.ndarray:
         logits = model(mx.array([item.input_ids]))[0].astype(mx.float32)
-        logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-        out.append(item.with_soft(np.array(logp)[item.predicting]))
-    return out
+        return np.array(logits - mx.logsumexp(logits, axis=-1, keepdims=True))[item.predicting]
+
+    return rows
 
 
 def _one_sample_per_row(batch: MicroBatch) -> MicroBatch:
@@ -305,9 +302,9 @@ def train_phase(
         tokenizer, samples, settings.max_seq_len, settings.overlong, reporter, phase.name
     )
     model, keys = load_model(model_dir, settings)
-    if settings.self_replay_targets == "distribution" and any(i.distill for i in items):
-        items = with_base_targets(model, items)  # before the previous phase's adapter loads
-        report_soft_targets(items, reporter, phase.name)
+    # the base's targets before the previous phase's adapter loads
+    logprobs = base_logprobs(model)
+    items = with_base_targets(items, settings.self_replay_targets, logprobs, reporter, phase.name)
     stepper = MlxStepper(model, keys, settings, str(model_dir))
     if init_adapter is not None:
         stepper.load_peft_adapter(init_adapter)

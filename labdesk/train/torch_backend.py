@@ -20,14 +20,15 @@ from labdesk.train.data import (
     IGNORE,
     MicroBatch,
     Tokenized,
-    report_soft_targets,
     shifted_targets,
     tokenize_dataset,
+    with_base_targets,
 )
 from labdesk.train.distributed import ALONE, World
 from labdesk.train.loop import publish_adapter, run_loop
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from peft import PeftModel
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -153,32 +154,29 @@ def kl_from_base(top: torch.Tensor, base_logp: torch.Tensor) -> torch.Tensor:
     return (base_logp.exp() * (base_logp - student)).sum(-1)
 
 
-def with_base_targets(
-    model: PreTrainedModel, items: list[Tokenized], device: str, bf16_autocast: bool
-) -> list[Tokenized]:
-    """Self-replay samples with the base model's distributions as soft targets.
+def base_logprobs(
+    model: PreTrainedModel, device: str, bf16_autocast: bool
+) -> Callable[[Tokenized], np.ndarray]:
+    """The base model's log-softmax rows at a sample's `predicting` positions.
 
     `model` must be the base without an adapter. Run in the precision training runs in, so the
     student starts at a KL of zero.
     """
     import torch
 
-    out = []
-    with (
-        torch.inference_mode(),
-        torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_autocast),
-    ):
-        for item in items:
-            if not item.distill:
-                out.append(item)
-                continue
+    def rows(item: Tokenized) -> np.ndarray:
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_autocast),
+        ):
             logits = model(
                 input_ids=torch.tensor([item.input_ids], device=device),
                 use_cache=False,
                 logits_to_keep=torch.tensor(item.predicting, device=device),
             ).logits[0]
-            out.append(item.with_soft(torch.log_softmax(logits.float(), dim=-1).cpu().numpy()))
-    return out
+            return torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+
+    return rows
 
 
 def native_bf16() -> bool:
@@ -342,9 +340,10 @@ def train_phase(
         if autocast:
             message = "bf16 matrix products on this CPU (train.cpu_bf16)"
             reporter(Event("train", "message", message, step=phase.name))
-        if settings.self_replay_targets == "distribution" and any(i.distill for i in items):
-            items = with_base_targets(base, items, device, autocast)
-            report_soft_targets(items, reporter, phase.name)
+        logprobs = base_logprobs(base, device, autocast)
+        items = with_base_targets(
+            items, settings.self_replay_targets, logprobs, reporter, phase.name
+        )
         model = with_lora(base, settings, init_adapter)
         stepper = TorchStepper(model, device, world=world, bf16_autocast=autocast)
         losses = run_loop(

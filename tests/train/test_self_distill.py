@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from labdesk.recipes import MixSettings
-from labdesk.train.data import TOP_K, Tokenized, collate, tokenize_dataset
+from labdesk.train.data import TOP_K, Tokenized, collate, tokenize_dataset, with_base_targets
 from labdesk.train.mix import mix
 from tests.train.helpers import knowledge_samples, tiny_recipe
 
@@ -33,12 +33,13 @@ def replay_items(tokenizer: Any) -> list[Tokenized]:
 def base_and_targets(stories_dir: Path, tokenizer: Any) -> tuple[Any, list[Tokenized]]:
     import torch
 
-    from labdesk.train.torch_backend import load_base, with_base_targets
+    from labdesk.train.torch_backend import base_logprobs, load_base
 
     recipe = tiny_recipe(stories_dir)
     torch.manual_seed(0)
     base = load_base(stories_dir, recipe.train, "cpu")
-    return base, with_base_targets(base, replay_items(tokenizer), "cpu", bf16_autocast=False)
+    logprobs = base_logprobs(base, "cpu", bf16_autocast=False)
+    return base, with_base_targets(replay_items(tokenizer), "distribution", logprobs)
 
 
 def test_soft_targets_hold_the_base_distribution(stories_dir: Path, tokenizer: Any) -> None:
@@ -101,7 +102,8 @@ def test_mlx_learns_the_same_distribution(
     recipe = tiny_recipe(stories_dir)
     recipe.train.lora_dropout = 0.0
     model, keys = mlx_backend.load_model(stories_dir, recipe.train)
-    own_targets = mlx_backend.with_base_targets(model, replay_items(tokenizer))
+    logprobs = mlx_backend.base_logprobs(model)
+    own_targets = with_base_targets(replay_items(tokenizer), "distribution", logprobs)
     stepper = mlx_backend.MlxStepper(model, keys, recipe.train, str(stories_dir))
     own = collate(own_targets[:4], [[0, 1], [2, 3]])
     assert abs(stepper.micro(own, own.loss_tokens)) < 1e-4
