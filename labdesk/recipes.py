@@ -203,11 +203,13 @@ class GenerateSettings(_Section):
         description="Rounds per leaf before giving up on its target (a round that accepts "
         "nothing ends the leaf at once, with the reasons).",
     )
-    augmentations: list[Literal["summary", "cloze"]] = Field(
-        ["summary", "cloze"],
+    augmentations: list[Literal["summary", "cloze", "cloze_short", "seeds"]] = Field(
+        ["summary", "cloze_short", "seeds"],
         description="Knowledge leaves: extra training samples. summary: the teacher summarises "
         "each document chunk; cloze: each fact asked by rule, one question per name or number "
-        "it holds (no teacher).",
+        "it holds (no teacher); cloze_short: cloze, plus each question cut to the part of its "
+        "sentence around the blank; seeds: the Q&A of the seeds shown to the teacher, asked "
+        "closed-book (never the held-out ones).",
     )
     judges: JudgeSettings = Field(default_factory=JudgeSettings)
     blocklist: list[str] = Field(

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from labdesk.documents import Chunk
     from labdesk.documents.facts import Fact
 
-SampleType = Literal["qa", "summary", "cloze"]
+SampleType = Literal["qa", "summary", "cloze", "seed"]
 
 
 def derive_seed(*parts: object) -> int:

@@ -9,7 +9,7 @@ stand alone, that the judge model, answering from the whole chunk, answers from 
 (a round trip: a loosely worded question draws on a neighbouring sentence), and whose fact
 answers them better than the facts their words point at. Each chunk also gets a summary, learnt
 whole, and each fact a cloze question per name or number it holds, asked by rule
-(`labdesk.generate.cloze`). Freeform skill: new requests like the seeds → a response, with the seeds as earlier turns
+(`labdesk.generate.cloze`); the shown seeds' own Q&A become samples as they are. Freeform skill: new requests like the seeds → a response, with the seeds as earlier turns
 of the conversation → judged on task, finished, not copied. Grounded skill: new source texts
 like the seeds' → a request on each → a response from the text → the same judges, plus grounded.
 
@@ -131,14 +131,35 @@ class Pipeline:
                 for number, chunk in enumerate(self.chunks):
                     cid = candidate_id(slug, 0, number, "summary")
                     made.append(Candidate(cid, 0, len(made), "summary", [], chunk))
-            if "cloze" in self.settings.augmentations:
+            if {"cloze", "cloze_short"} & set(self.settings.augmentations):
                 made += self._cloze(len(made))
+            if "seeds" in self.settings.augmentations:
+                made += self._seed_samples(len(made))
         return made
+
+    def _seed_samples(self, start: int) -> list[Candidate]:
+        """The shown seeds' own Q&A, asked closed-book (written by the user, so no step writes).
+
+        Never the held-out seeds: those stay unseen by teacher and student alike.
+        """
+        pairs = [qa for seed in self.seeds for qa in seed.qa]
+        return [
+            Candidate(
+                candidate_id(self.leaf.slug, 0, number, "seed"),
+                0,
+                start + number,
+                "seed",
+                [],
+                fields={"question": qa.question, "answer": qa.answer},
+            )
+            for number, qa in enumerate(pairs)
+        ]
 
     def _cloze(self, start: int) -> list[Candidate]:
         """Every fact's cloze questions, answered by the fact (written, so no step writes)."""
         counts = word_counts(self.facts)
-        asked = [(f, q) for f in self.facts for q in cloze_questions(f, counts)]
+        short = "cloze_short" in self.settings.augmentations
+        asked = [(f, q) for f in self.facts for q in cloze_questions(f, counts, short=short)]
         return [
             Candidate(
                 candidate_id(self.leaf.slug, 0, number, "cloze"),
@@ -205,6 +226,10 @@ class Pipeline:
 
     def duplicate_of(self, candidate: Candidate) -> tuple[str, float] | None:
         """The seed or accepted sample this finished candidate nearly repeats, if any."""
+        # A seed is the seed it would match; a fact's cloze questions share their answer and
+        # differ in one blank by design (each asks a different term), and are distinct already.
+        if candidate.type in ("seed", "cloze"):
+            return None
         text = dedup_text(candidate.type, self.user_message(candidate), candidate.fields["answer"])
         return self._shared.memory.samples.match(text)
 

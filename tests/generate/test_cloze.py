@@ -87,3 +87,29 @@ The paper of a lantern is dyed with heather.
     ]
     assert len(first) == len(second) == 2  # two rare phrases at most, never overlapping
     assert cloze_questions(facts[0]) == []  # without the leaf's counts: names and numbers only
+
+
+def test_a_short_wording_keeps_the_part_of_the_sentence_around_the_blank() -> None:
+    text = (
+        "# Gullstone lighthouse\n\nIt was built between 1868 and 1871 to a design by the engineer "
+        "Agnes Marlowe, and it still guides ships today. The tower is 28 metres tall."
+    )
+    long_one, short_one = chunk_facts(Chunk("g.md", 0, None, text, 60))[:2]
+    asked = cloze_questions(long_one, short=True)
+    assert asked == [
+        "About Gullstone lighthouse: it was built between which year and 1871 to a design by the "
+        "engineer Agnes Marlowe, and it still guides ships today?",
+        "About Gullstone lighthouse: it was built between which year and 1871 to a design by the "
+        "engineer Agnes Marlowe?",
+        "About Gullstone lighthouse: it was built between 1868 and which year to a design by the "
+        "engineer Agnes Marlowe, and it still guides ships today?",
+        "About Gullstone lighthouse: it was built between 1868 and which year to a design by the "
+        "engineer Agnes Marlowe?",
+        "About Gullstone lighthouse: it was built between 1868 and 1871 to a design by which "
+        "engineer, and it still guides ships today?",
+        "About Gullstone lighthouse: it was built between 1868 and 1871 to a design by which "
+        "engineer?",
+    ]
+    assert asked[::2] == cloze_questions(long_one)  # the full wordings, as without `short`
+    # a sentence of one part has no shorter wording
+    assert cloze_questions(short_one, short=True) == cloze_questions(short_one)

@@ -220,18 +220,37 @@ def test_a_leaf_whose_round_accepts_nothing_stops_early(generated: Generated) ->
 def test_a_knowledge_leaf_without_teacher_questions_keeps_its_augmentations(
     generated: Generated,
 ) -> None:
-    """questions_per_fact 0: round 0 still writes the summaries and cloze questions, and the
-    teacher is asked no question about a fact."""
+    """questions_per_fact 0: round 0 still writes the summaries, cloze questions and the shown
+    seeds' own Q&A, and the teacher is asked no question about a fact."""
     leaf = next(x for x in generated.leaves if x.kind == "knowledge")
     recipe = generated.recipe.model_copy(deep=True)
     recipe.generate.questions_per_fact = 0
+    recipe.generate.augmentations = ["summary", "cloze", "seeds"]
     run = RunPaths(generated.ws.run_dir("no-questions"))
     report = generate_leaves([leaf], recipe, run.root, generated.models, ws=generated.ws)
     (result,) = report.leaves
-    records = _records(run.accepted(leaf.slug)) + _records(run.rejected(leaf.slug))
+    accepted = _records(run.accepted(leaf.slug))
+    records = accepted + _records(run.rejected(leaf.slug))
     types = {r["metadata"]["type"] for r in records}  # type: ignore[index]
-    assert types == {"summary", "cloze"}, types
+    assert types == {"summary", "cloze", "seed"}, types
+    # rule-made and user-written samples are never dropped, not even as near-duplicates of
+    # each other (a fact's cloze questions share its sentence as their answer)
+    assert not [r for r in records[len(accepted) :] if r["metadata"]["type"] != "summary"]  # type: ignore[index]
     assert result.rounds == 1 and result.reached and result.accepted > 0
+    # every shown seed's Q&A is a sample, asked closed-book; no held-out one is
+    held_out = {
+        qa["question"]
+        for seed in json.loads(run.heldout(leaf.slug).read_text())
+        for qa in seed["qa"]
+    }
+    shown = {qa.question: qa.answer for seed in leaf.seeds for qa in seed.qa}
+    seeds = {
+        r["messages"][1]["content"]: r["messages"][2]["content"]
+        for r in accepted
+        if r["metadata"]["type"] == "seed"
+    }  # type: ignore[index]
+    assert held_out and not held_out & set(seeds)
+    assert seeds == {q: a for q, a in shown.items() if q not in held_out}
 
 
 def test_a_settings_change_reuses_cached_replies(generated: Generated) -> None:
