@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from labdesk.documents.facts import Fact
 
 SampleType = Literal["qa", "summary", "cloze", "seed"]
+# Made by rule (cloze) or written by the user (seed): no step writes or judges them, and the
+# near-duplicate check passes them (a fact's cloze questions share its sentence as their
+# answer and differ in one blank by design; a seed would match itself).
+GIVEN_TYPES: frozenset[SampleType] = frozenset({"cloze", "seed"})
 
 
 def derive_seed(*parts: object) -> int:

@@ -33,6 +33,7 @@ _NOUN_AFTER = re.compile(r" ([a-z]+)")  # "the Harrowmouth museum": which museum
 _CALLED = re.compile(r"\b(?:called|named|nicknamed|is|as) $")
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
 _CLAUSE = re.compile(r"[;:]\s+")
+_SHORT_WORDS = 8  # fewer, and "meets the sea at what?" loses the river it asks about
 _PLAIN = re.compile(r"(?<![\w'’-])[a-z]{4,}(?![\w'’-])")  # a lowercase word of 4+ letters
 _BEFORE_NOUN = re.compile(
     r"\b(?:a|an|the|of|from|with|without|on|by|in|at|to|for|before|after)\s$"
@@ -64,9 +65,10 @@ def cloze_questions(
     With `counts` (`word_counts` of the leaf's facts), a fact that yields none asks for its
     rarest word instead. With `short`, each question whose sentence has more than one comma
     part is followed by a second wording that keeps only the part around the blank ("About
-    Gullstone lighthouse: to a design by which engineer?"): a student trained on the whole
-    sentence alone recalls the term only when asked with every word of it (measured: every
-    training question answered, one in four reworded ones), so fewer cues are worth a sample.
+    Gullstone lighthouse: it was built between 1868 and 1871 to a design by which engineer?"):
+    a student trained on whole sentences alone recalled a term when asked with the very words
+    it was trained on, and seldom when asked otherwise, so a wording with fewer cues is worth
+    a sample.
     """
     terms = fact.terms()
     terms += [q for q in _quoted(fact.text) if not any(t in q for t in terms)]
@@ -85,12 +87,12 @@ def cloze_questions(
     return questions
 
 
-def _around_blank(before: str, wh: str, after: str, words: int = 8) -> str:
+def _around_blank(before: str, wh: str, after: str) -> str:
     """The comma-separated part of the sentence that holds the blank, grown by its neighbours
-    (earlier ones first) until it has `words` words; a leading "and" or "but" goes."""
+    (earlier ones first) to `_SHORT_WORDS` words; a leading "and" or "but" goes."""
     left, right = before.split(", "), after.split(", ")
     kept_left, kept_right = [left.pop()], [right.pop(0)]
-    while len(" ".join([*kept_left, wh, *kept_right]).split()) < words and (left or right):
+    while len(" ".join([*kept_left, wh, *kept_right]).split()) < _SHORT_WORDS and (left or right):
         if left:
             kept_left.insert(0, left.pop())
         else:

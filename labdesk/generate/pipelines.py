@@ -9,8 +9,9 @@ stand alone, that the judge model, answering from the whole chunk, answers from 
 (a round trip: a loosely worded question draws on a neighbouring sentence), and whose fact
 answers them better than the facts their words point at. Each chunk also gets a summary, learnt
 whole, and each fact a cloze question per name or number it holds, asked by rule
-(`labdesk.generate.cloze`); the shown seeds' own Q&A become samples as they are. Freeform skill: new requests like the seeds → a response, with the seeds as earlier turns
-of the conversation → judged on task, finished, not copied. Grounded skill: new source texts
+(`labdesk.generate.cloze`); the shown seeds' own Q&A become samples as they are. Freeform
+skill: new requests like the seeds → a response, with the seeds as earlier turns of the
+conversation → judged on task, finished, not copied. Grounded skill: new source texts
 like the seeds' → a request on each → a response from the text → the same judges, plus grounded.
 
 A pipeline only describes the work; `labdesk.generate.leafrun` runs it.
@@ -26,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from labdesk.documents.facts import chunk_facts, closest_fact, rival_facts
 from labdesk.generate import templates as t
-from labdesk.generate.candidates import Candidate, SampleType, candidate_id, derive_seed
+from labdesk.generate.candidates import (
+    GIVEN_TYPES,
+    Candidate,
+    SampleType,
+    candidate_id,
+    derive_seed,
+)
 from labdesk.generate.cloze import cloze_questions, word_counts
 from labdesk.generate.filters import Blocklist, NearDuplicates, quality_problem
 from labdesk.generate.judges import (
@@ -226,9 +233,7 @@ class Pipeline:
 
     def duplicate_of(self, candidate: Candidate) -> tuple[str, float] | None:
         """The seed or accepted sample this finished candidate nearly repeats, if any."""
-        # A seed is the seed it would match; a fact's cloze questions share their answer and
-        # differ in one blank by design (each asks a different term), and are distinct already.
-        if candidate.type in ("seed", "cloze"):
+        if candidate.type in GIVEN_TYPES:
             return None
         text = dedup_text(candidate.type, self.user_message(candidate), candidate.fields["answer"])
         return self._shared.memory.samples.match(text)

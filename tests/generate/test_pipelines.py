@@ -225,17 +225,25 @@ def test_a_knowledge_leaf_without_teacher_questions_keeps_its_augmentations(
     leaf = next(x for x in generated.leaves if x.kind == "knowledge")
     recipe = generated.recipe.model_copy(deep=True)
     recipe.generate.questions_per_fact = 0
-    recipe.generate.augmentations = ["summary", "cloze", "seeds"]
+    recipe.generate.augmentations = ["summary", "cloze_short", "seeds"]
     run = RunPaths(generated.ws.run_dir("no-questions"))
     report = generate_leaves([leaf], recipe, run.root, generated.models, ws=generated.ws)
     (result,) = report.leaves
-    accepted = _records(run.accepted(leaf.slug))
-    records = accepted + _records(run.rejected(leaf.slug))
-    types = {r["metadata"]["type"] for r in records}  # type: ignore[index]
+    accepted, rejected = _records(run.accepted(leaf.slug)), _records(run.rejected(leaf.slug))
+    types = {r["metadata"]["type"] for r in accepted + rejected}  # type: ignore[index]
     assert types == {"summary", "cloze", "seed"}, types
     # rule-made and user-written samples are never dropped, not even as near-duplicates of
     # each other (a fact's cloze questions share its sentence as their answer)
-    assert not [r for r in records[len(accepted) :] if r["metadata"]["type"] != "summary"]  # type: ignore[index]
+    assert {r["metadata"]["type"] for r in rejected} <= {"summary"}  # type: ignore[index]
+    # cloze_short: a question also comes cut short around its blank, with the same answer
+    cloze = [
+        (r["messages"][1]["content"], r["messages"][2]["content"])
+        for r in accepted
+        if r["metadata"]["type"] == "cloze"
+    ]  # type: ignore[index]
+    assert any(
+        a1 == a2 and q1 != q2 and q1.startswith(q2[:-1]) for q1, a1 in cloze for q2, a2 in cloze
+    )
     assert result.rounds == 1 and result.reached and result.accepted > 0
     # every shown seed's Q&A is a sample, asked closed-book; no held-out one is
     held_out = {
