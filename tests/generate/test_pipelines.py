@@ -21,6 +21,10 @@ from labdesk.workspace import Workspace
 from tests.generate.helpers import RecordingModel, copy_taxonomy, write_recipe
 
 KINDS = ("knowledge", "freeform_skill", "grounded_skill")
+# Eight candidates per skill leaf and round: with four, a round of SmolLM2's two freeform leaves
+# sometimes kept nothing (all eight cut off, copied or judged off task), depending on the CPU
+# kernels llama.cpp was built with, and the leaves stopped early.
+SKILL_SAMPLES = "generate.samples_per_leaf=4"
 
 
 @dataclass
@@ -41,7 +45,7 @@ class Generated:
 def generated(tmp_path_factory: pytest.TempPathFactory, teacher_gguf: Path) -> Generated:
     home = tmp_path_factory.mktemp("home")
     ws = Workspace.open(home)
-    recipe = write_recipe(home, teacher_gguf)
+    recipe = write_recipe(home, teacher_gguf, SKILL_SAMPLES)
     taxonomy = copy_taxonomy(home / "taxonomy")
     engine = load_models(recipe, ws).teacher
     recorder = RecordingModel(engine)
@@ -269,7 +273,7 @@ def test_a_settings_change_reuses_cached_replies(generated: Generated) -> None:
     generated.recorder.scored.clear()
     generated.recorder.leaf = leaf.path
     recipe = generated.recipe.model_copy(deep=True)
-    recipe.generate.samples_per_leaf = 3
+    recipe.generate.samples_per_leaf += 1
     report = generate_leaves([leaf], recipe, generated.run.root, generated.models, ws=generated.ws)
     assert report.leaves[0].status == "generated"  # inputs changed: decided again...
     sent = {p for _, p in [*generated.recorder.prompts, *generated.recorder.scored]}
@@ -308,6 +312,8 @@ def test_cli_reports_an_unchanged_run(
             str(generated.taxonomy),
             "--leaf",
             "knowledge",
+            "--set",
+            SKILL_SAMPLES,
         ]
     )
     out = capsys.readouterr().out

@@ -4,8 +4,11 @@ SmolLM2-135M-Instruct's Q4_1 GGUF is dequantized to float32 for training; llama.
 same weights in Q4_1 with 8-bit activations, so the two agree to a tolerance, not bit for bit.
 Measured on these prompts: log-probabilities of llama.cpp's greedy tokens differ by at most
 0.25 (we allow 0.5), and where the two pick different greedy tokens, llama.cpp's top two were
-within 0.14 of each other (a near tie; we allow a flip under 0.3). Four of the six prompts
-give the same 32 greedy tokens (we require half).
+within 0.14 of each other (a near tie; we allow a flip under 0.3). Which kernels llama.cpp runs
+depends on the CPU it was built for, and a near tie goes either way: the Hugging Face model,
+fed llama.cpp's greedy text, picks the same next token at 186 of 192 positions with an AVX2
+build and 185 with an AVX-512 one (we require 90 %), and all 32 tokens agree on 3 and 1 of the
+six prompts (we require one).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ QUESTIONS = [
 LOGPROB_TOLERANCE = 0.5
 NEAR_TIE = 0.3
 GREEDY_TOKENS = 32
+SAME_TOKENS = 0.9
 
 
 def test_converted_folder_matches_llama_cpp(smollm2: Path, smollm2_hf: Path) -> None:
@@ -42,7 +46,7 @@ def test_converted_folder_matches_llama_cpp(smollm2: Path, smollm2_hf: Path) -> 
     tokenizer = AutoTokenizer.from_pretrained(str(smollm2_hf))
     model = AutoModelForCausalLM.from_pretrained(str(smollm2_hf), dtype=torch.float32).eval()
     llm = Llama(str(smollm2), n_ctx=512, logits_all=True, verbose=False, n_threads=2)
-    same_text = 0
+    same_text = same_tokens = all_tokens = 0
     try:
         for question in QUESTIONS:
             text = template.render(
@@ -77,6 +81,9 @@ def test_converted_folder_matches_llama_cpp(smollm2: Path, smollm2_hf: Path) -> 
             flips = hf.argmax(-1) != chosen
             assert bool((margin[flips] < NEAR_TIE).all()), (question, margin[flips])
             same_text += int(not bool(flips.any()))
+            same_tokens += int((~flips).sum())
+            all_tokens += len(greedy)
     finally:
         llm.close()
-    assert same_text >= len(QUESTIONS) // 2
+    assert same_tokens >= SAME_TOKENS * all_tokens
+    assert same_text >= 1

@@ -18,14 +18,21 @@ from labdesk.workspace import Workspace
 
 from .conftest import load
 
-# Tolerance per token, in nats. With flash attention off, llama.cpp's numbers do not depend on
-# how tokens are batched (measured: < 1e-7 on both models). With it on (llama.cpp's "auto" on a
-# CPU, the engine's default), short query blocks — one token per sequence while decoding, the
-# few tokens of a short continuation — are summed in half precision and long ones in single
-# precision, so a request's numbers depend on what else its batch holds: measured up to 0.28
-# nats (mean 0.05) on SmolLM2 Q4_1, 1e-3 on the tiny teacher.
+# Tolerance per token, in nats. The tiny teacher's weights are floats: with flash attention off,
+# llama.cpp's numbers for it do not depend on how tokens are batched (measured: < 1e-7).
+# SmolLM2's are Q4_1, multiplied with activations rounded to 8 bits, and llama.cpp picks its
+# matrix kernel by how many tokens a decode call holds (a one-token call takes the vector path;
+# which kernels, depends on the CPU the library was built for): the same position's logits moved
+# by up to 1.3 between one-token and longer calls, on an AVX2 and an AVX-512 build alike. Scores
+# of this file's requests: identical on the AVX2 build, up to 0.19 nats apart on the AVX-512 one.
+# With flash attention on (llama.cpp's "auto" on a CPU, the engine's default), short query
+# blocks — one token per sequence while decoding, the few tokens of a short continuation — are
+# summed in half precision and long ones in single precision, so a request's numbers depend on
+# what else its batch holds: measured up to 0.28 nats (mean 0.05) on SmolLM2 Q4_1, 1e-3 on the
+# tiny teacher. Either way a bookkeeping mistake (a wrong position, a neighbour's KV cell) moves
+# a score by whole nats, which the looser bound still catches.
 EXACT = 1e-4
-FLASH_MAX, FLASH_MEAN = 0.5, 0.1
+LOOSE_MAX, LOOSE_MEAN = 0.5, 0.1
 
 
 @pytest.fixture(scope="module", params=["tiny-teacher", "SmolLM2"])
@@ -34,6 +41,23 @@ def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         return Path(request.getfixturevalue("smollm2"))
     ws = Workspace.open(tmp_path_factory.mktemp("home"))
     return resolve_model(ModelRef(builtin="tiny-teacher"), ws, want="gguf")
+
+
+def _assert_close(differences: list[float], exact: bool) -> None:
+    """Per-token differences in nats: within EXACT, or within the loose bounds (see above)."""
+    if exact:
+        assert max(differences) < EXACT
+    else:
+        assert max(differences) < LOOSE_MAX
+        assert np.mean(differences) < LOOSE_MEAN
+
+
+def _float_weights(model: Path) -> bool:
+    from gguf import GGMLQuantizationType as Q
+    from gguf import GGUFReader
+
+    floats = {Q.F32, Q.F16, Q.BF16}
+    return all(t.tensor_type in floats for t in GGUFReader(model).tensors)
 
 
 def _requests(engine: Engine) -> list[ScoreRequest]:
@@ -118,11 +142,7 @@ def test_batched_scores_equal_each_request_alone(model: Path, flash_attn: str) -
         assert len(result.logprobs) == len(reference) == len(result.tokens)
         assert all(lp <= 0 for lp in result.logprobs)
         differences += np.abs(np.subtract(result.logprobs, reference)).tolist()
-    if flash_attn == "off":
-        assert max(differences) < EXACT
-    else:
-        assert max(differences) < FLASH_MAX
-        assert np.mean(differences) < FLASH_MEAN
+    _assert_close(differences, exact=flash_attn == "off" and _float_weights(model))
     assert results[8].tokens == [] and results[8].total == 0.0  # the empty reply
     # The long chat prompt was computed once for its nine replies, not nine times.
     prompt_len = len(engine.tokenize(requests[0].prompt))
@@ -163,8 +183,12 @@ def test_scoring_keeps_the_kv_book_right_for_generation(model: Path) -> None:
     # and scoring again after generation gives the same numbers
     again = engine.score(requests[:3])
     first = fresh.score(requests[:3])
-    for a, b in zip(again, first, strict=True):
-        assert np.allclose(a.logprobs, b.logprobs, rtol=0, atol=EXACT)
+    differences = [
+        abs(x - y)
+        for a, b in zip(again, first, strict=True)
+        for x, y in zip(a.logprobs, b.logprobs, strict=True)
+    ]
+    _assert_close(differences, exact=_float_weights(model))
 
 
 def test_bad_score_requests_are_clear_errors(model: Path) -> None:
