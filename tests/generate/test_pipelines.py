@@ -21,9 +21,10 @@ from labdesk.workspace import Workspace
 from tests.generate.helpers import RecordingModel, copy_taxonomy, write_recipe
 
 KINDS = ("knowledge", "freeform_skill", "grounded_skill")
-# Eight candidates per skill leaf and round: with four, a round of SmolLM2's two freeform leaves
-# sometimes kept nothing (all eight cut off, copied or judged off task), depending on the CPU
-# kernels llama.cpp was built with, and the leaves stopped early.
+# Eight candidates per skill leaf and round: with four, round 1 of SmolLM2's two freeform leaves
+# kept none of eight on an AVX-512 build of llama.cpp (cut off, copied from the prompt, a near
+# duplicate, off task, unfinished; whether a near tie tips depends on the CPU kernels), and
+# both leaves stopped early.
 SKILL_SAMPLES = "generate.samples_per_leaf=4"
 
 
