@@ -9,6 +9,9 @@ from typing import Protocol
 from labdesk.chat.history import Messages, fit_history
 from labdesk.chat.session import ChatSession, Turn
 
+NO_ANSWER = "(no answer: the model ended its turn at once)"
+"""What a chat shows for an empty finished answer; the session keeps the empty text as it was."""
+
 
 class StreamingEngine(Protocol):
     """What chatting needs from a loaded model (`labdesk.models.Engine` provides it)."""
@@ -23,6 +26,7 @@ class StreamingEngine(Protocol):
         *,
         max_tokens: int,
         temperature: float,
+        seed: int | None,
         stop: tuple[str, ...],
         cancel: threading.Event | None,
     ) -> Iterator[str]: ...
@@ -32,7 +36,9 @@ class Chatter:
     """One model answering: renders the session in the model's template and streams a reply.
 
     `n_ctx` is the context the engine was loaded with; `max_tokens` of it are reserved for the
-    answer and the rest holds as much of the conversation as fits.
+    answer and the rest holds as much of the conversation as fits. With a `seed`, sampling is
+    reproducible: the same conversation and question get the same answer; without one, every
+    answer is a fresh draw.
     """
 
     def __init__(
@@ -44,6 +50,7 @@ class Chatter:
         stop: Sequence[str] = (),
         max_tokens: int = 512,
         temperature: float = 0.7,
+        seed: int | None = None,
     ) -> None:
         self.engine = engine
         self.model = model
@@ -51,6 +58,7 @@ class Chatter:
         self.stop = tuple(stop)
         self.max_tokens = min(max_tokens, max(n_ctx // 2, 1))
         self.temperature = temperature
+        self.seed = seed
 
     def prompt_for(self, messages: Messages) -> str:
         """The prompt text for `messages` (trimmed to fit) ending with the assistant header."""
@@ -82,6 +90,7 @@ class Chatter:
                 prompt,
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
+                seed=self.seed,
                 stop=self.stop,
                 cancel=cancel,
             ):

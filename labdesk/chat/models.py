@@ -63,6 +63,7 @@ def open_chatter(
     *,
     gguf: Path | None = None,
     temperature: float = 0.7,
+    seed: int | None = None,
     max_tokens: int = 512,
     n_threads: int | None = None,
     chat_template: str | None = None,
@@ -83,4 +84,5 @@ def open_chatter(
         stop=stop,
         max_tokens=max_tokens,
         temperature=temperature,
+        seed=seed,
     )

@@ -39,6 +39,12 @@ def register(sub: Any) -> None:
         help="system prompt (default: the one the model was trained with)",
     )
     parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="sample from this seed: the same conversation and question get the same answer",
+    )
     parser.add_argument("--max-tokens", type=int, default=512, help="longest answer, in tokens")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     parser.set_defaults(handler=_chat)
@@ -63,6 +69,7 @@ class _Repl:
     def _options(self) -> dict[str, Any]:
         return {
             "temperature": self.args.temperature,
+            "seed": self.args.seed,
             "max_tokens": self.args.max_tokens,
             "n_threads": self.args.threads,
         }
@@ -82,6 +89,8 @@ class _Repl:
     def ask(self, text: str) -> None:
         import threading
 
+        from labdesk.chat.chatter import NO_ANSWER
+
         stream = self.chatter.reply(self.session, text, threading.Event())
         try:
             with contextlib.closing(stream):
@@ -89,6 +98,9 @@ class _Repl:
                     self.console.print(piece, end="", markup=False, highlight=False)
         except KeyboardInterrupt:
             self.console.print("\n[yellow][answer stopped; the partial answer is kept][/]", end="")
+        else:
+            if not self.session.turns[-1].content:
+                self.console.print(NO_ANSWER, style="dim", end="", markup=False, highlight=False)
         self.console.print()
         self.save()
 
@@ -98,6 +110,7 @@ class _Repl:
         from rich.columns import Columns
         from rich.panel import Panel
 
+        from labdesk.chat.chatter import NO_ANSWER
         from labdesk.chat.models import open_chatter
 
         context = self.session
@@ -123,8 +136,10 @@ class _Repl:
         self.console.print(
             Columns(
                 [
-                    Panel(base, title=f"base: {self.model.base_gguf.name}", expand=True),
-                    Panel(tuned, title=f"tuned: {self.model.name}", expand=True),
+                    Panel(
+                        base or NO_ANSWER, title=f"base: {self.model.base_gguf.name}", expand=True
+                    ),
+                    Panel(tuned or NO_ANSWER, title=f"tuned: {self.model.name}", expand=True),
                 ],
                 equal=True,
                 expand=True,

@@ -112,12 +112,15 @@ class LabdeskApp(App[None]):
         run: str | None = None,
         mode: str | None = None,
         snapshot: bool = False,
+        chat_seed: int | None = None,
     ) -> None:
         from labdesk.runindex import default_run_name
 
         super().__init__()
         self.snapshot = snapshot
         """Show nothing that changes between identical runs (free memory, timings): for tests."""
+        self.chat_seed = chat_seed
+        """Sample chat answers from this seed (reproducible answers, as `labdesk chat --seed`)."""
         self.workspace = Workspace.open(home)
         self.taxonomy_root = self.workspace.ensure_taxonomy()
         self.set_reactive(LabdeskApp.recipe_name, recipe)

@@ -31,6 +31,7 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
+from labdesk.chat.chatter import NO_ANSWER
 from labdesk.errors import LabdeskError
 from labdesk.tui.widgets import ModeBar
 from labdesk.tui.work import notify_error
@@ -53,18 +54,25 @@ class Bubble(Static):
     Bubble.-assistant { background: $surface; }
     """
 
-    def __init__(self, role: str, text: str = "", who: str = "") -> None:
+    def __init__(self, role: str, text: str = "", who: str = "", *, ended: bool = False) -> None:
         super().__init__(classes=f"-{role}")
         self.role = role
         self.who = who or role
         self.text = text
+        self.ended = ended
         self._paint()
 
     def _paint(self) -> None:
-        self.update(f"[b]{escape(self.who)}[/b]\n{escape(self.text)}")
+        shown = self.text or (NO_ANSWER if self.ended else "")
+        self.update(f"[b]{escape(self.who)}[/b]\n{escape(shown)}")
 
     def append(self, piece: str) -> None:
         self.text += piece
+        self._paint()
+
+    def end(self) -> None:
+        """The answer is complete: an empty one says so instead of staying blank."""
+        self.ended = True
         self._paint()
 
 
@@ -191,7 +199,7 @@ class ChatScreen(Screen[None]):
 
         try:
             model = resolve_chat_model(self.app.workspace, ref)
-            chatter = open_chatter(model)
+            chatter = open_chatter(model, seed=self.app.chat_seed)
         except Exception as exc:
             notify_error(self.app, exc)
             self.app.call_from_thread(self._status, "no model loaded")
@@ -230,7 +238,12 @@ class ChatScreen(Screen[None]):
         pane = self.query_one("#tuned-pane")
         pane.remove_children()
         pane.mount_all(
-            Bubble(t.role, t.content + (" [stopped]" if t.interrupted else ""), t.model or "")
+            Bubble(
+                t.role,
+                t.content + (" [stopped]" if t.interrupted else ""),
+                t.model or "",
+                ended=t.role == "assistant",
+            )
             for t in session.turns
         )
         if self.model is None or session.model != self.model.ref:
@@ -282,7 +295,9 @@ class ChatScreen(Screen[None]):
             save_session(self.app.workspace.chats, self.session)
             if base_answer is not None and self.model.base_gguf is not None and not cancel.is_set():
                 if self.base is None:
-                    self.base = open_chatter(self.model, gguf=self.model.base_gguf)
+                    self.base = open_chatter(
+                        self.model, gguf=self.model.base_gguf, seed=self.app.chat_seed
+                    )
                 if self.base_session is None:
                     self.base_session = ChatSession(
                         model=str(self.model.base_gguf), system_prompt=self.model.system_prompt
@@ -313,6 +328,8 @@ class ChatScreen(Screen[None]):
                     last = time.monotonic()
         if pending:
             self.app.call_from_thread(self._show, bubble, "".join(pending))
+        if not session.turns[-1].interrupted:
+            self.app.call_from_thread(bubble.end)
 
     def _show(self, bubble: Bubble, text: str) -> None:
         bubble.append(text)

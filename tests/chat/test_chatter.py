@@ -55,6 +55,16 @@ def test_reply_streams_in_the_lab_template_and_records_the_answer(stories_engine
     assert answer.content == direct
 
 
+def test_a_seed_makes_sampled_answers_reproducible(stories_engine: Engine) -> None:
+    def answer(seed: int) -> str:
+        chatter = _chatter(stories_engine, temperature=0.9, seed=seed)
+        return "".join(chatter.reply(_session(1), "Once upon a time"))
+
+    first = answer(seed=3)
+    assert first and answer(seed=3) == first
+    assert answer(seed=4) != first
+
+
 def test_history_is_trimmed_by_tokens_keeping_system_prompt_and_newest_turns(
     stories_engine: Engine,
 ) -> None:

@@ -135,6 +135,20 @@ def test_chat_cli_streams_saves_and_reloads(
     assert saved.system_prompt == "Be brief."  # /system applies to the saved conversation
 
 
+def test_chat_cli_with_a_seed_answers_a_new_conversation_alike(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labdesk.cli.main import main
+
+    monkeypatch.setenv("LABDESK_HOME", str(exported.ws.home))
+    asked = "Once upon a time\n/save first\n/new\nOnce upon a time\n/save second\n/quit\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(asked))
+    options = ["--temperature", "1.0", "--seed", "11", "--max-tokens", "16", "--threads", "2"]
+    assert main(["chat", "lily", *options]) == 0
+    first, second = (load_session(exported.ws.chats, n).turns[-1] for n in ("first", "second"))
+    assert first.content and first.content == second.content
+
+
 def test_quantizing_adds_only_the_quantize_step(exported: Exported) -> None:
     ws, run, recipe, student, model = exported[:5]
     events: list[Event] = []

@@ -6,13 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Input, TextArea
+from textual.widgets import Button, Input, OptionList, TextArea
 
+from labdesk.chat import ChatSession, Turn, save_session
+from labdesk.chat.chatter import NO_ANSWER
 from labdesk.tui.app import LabdeskApp
-from labdesk.tui.chat_screen import ChatScreen
+from labdesk.tui.chat_screen import Bubble, ChatScreen
 from labdesk.tui.leaf_editor import FieldBox, LeafEditor, field_id
 from labdesk.tui.taxonomy_screen import TaxonomyScreen
 from labdesk.tui.widgets import Question
+from labdesk.workspace import Workspace
 
 from .helpers import settle, tree_labels
 
@@ -219,6 +222,31 @@ async def test_the_chat_box_takes_the_first_keystrokes(workspace_home: Path) -> 
         assert isinstance(app.screen, ChatScreen)
         await pilot.press(*"hello")
         assert app.screen.query_one("#prompt", Input).value == "hello"
+
+
+async def test_a_saved_conversation_shows_empty_and_stopped_answers_for_what_they_are(
+    workspace_home: Path,
+) -> None:
+    turns = [
+        Turn("user", "Hello?"),
+        Turn("assistant", "", model="m"),  # the model ended its turn at once
+        Turn("user", "Tell me more"),
+        Turn("assistant", "Once", interrupted=True, model="m"),
+        Turn("user", "And then?"),
+        Turn("assistant", "", interrupted=True, model="m"),  # stopped before the first piece
+    ]
+    save_session(Workspace.open(workspace_home).chats, ChatSession("m.gguf", "", turns))
+    app = LabdeskApp(mode="chat")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        sessions = app.screen.query_one("#sessions", OptionList)
+        sessions.highlighted = 0
+        sessions.action_select()
+        await settle(pilot)
+        shown = [str(b.render()) for b in app.screen.query(Bubble)]
+    assert shown[1].endswith(NO_ANSWER)
+    assert shown[3].endswith("Once [stopped]")
+    assert shown[5].endswith("[stopped]") and NO_ANSWER not in shown[5]
 
 
 async def test_a_freeform_skill_shows_no_context_field(workspace_home: Path) -> None:
