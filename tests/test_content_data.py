@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from labdesk.resources import data_dir, package_file
+from labdesk.train.replay import general_prompts
 
 REPO = Path(__file__).resolve().parent.parent
 LEAF = "knowledge/geography/islands/kelderwick"
@@ -65,9 +66,14 @@ def test_general_probe_questions_have_answers_the_question_does_not_give_away() 
 
 
 def test_replay_prompts_are_short_and_stay_off_the_probes() -> None:
-    prompts = _load(package_file("train", "general_prompts.json"))["prompts"]
+    data = _load(package_file("train", "general_prompts.json"))
+    prompts = general_prompts()
     probe = _load(package_file("evaluate", "general_probe.json"))["questions"]
-    assert len(prompts) >= 240 and len({_norm(p) for p in prompts}) == len(prompts)
+    assert len(data["requests"]) >= 240 and len(data["questions"]) >= 120
+    assert len({_norm(p) for p in prompts}) == len(prompts)
+    # taken in turn: any number of prompts holds requests and questions alike
+    requests, questions = data["requests"], data["questions"]
+    assert prompts[:4] == [requests[0], questions[0], requests[1], questions[1]]
     asked = {_norm(q["question"]) for q in probe}
     for prompt in prompts:
         assert 0 < len(prompt.split()) < 30, prompt
