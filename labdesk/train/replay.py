@@ -3,10 +3,11 @@
 The LAB method protects what a model knew by replaying earlier data in every phase and by
 mixing in foundational skills data. A hobbyist has no such data at hand, but has the base model:
 its answers to packaged general requests and short factual questions (`general_prompts.json`,
-written for labdesk) are exactly the behaviour tuning should keep. Training on them alongside the new leaf pulls the
-adapter back toward the base wherever the leaf does not ask it to move. By default the student
-learns the base's whole next-token distribution along these answers, not only their text
-(`train.self_replay_targets`; the backends compute it from the base before the adapter).
+written for labdesk) are exactly the behaviour tuning should keep. Training on them alongside
+the new leaf pulls the adapter back toward the base wherever the leaf does not ask it to move.
+By default the student learns the base's whole next-token distribution along these answers, not
+only their text (`train.self_replay_targets`; the backends compute it from the base before the
+adapter).
 
 Answers are generated greedily by the student's own GGUF, appended one line at a time to a cache
 keyed by the model file, the prompts, the system prompt and the token budget, so a student's
@@ -88,7 +89,8 @@ def student_gguf(recipe: Recipe, ws: Workspace, reporter: Reporter = null_report
 def general_prompts() -> list[str]:
     """Open requests and short factual questions in turn, so that the first `mix.self_replay`
     of them hold both kinds: the short questions keep the base's short factual answers, which
-    a new leaf otherwise takes over ("The river Wennet flows through London")."""
+    a new leaf otherwise takes over (asked which river flows through London, a student tuned
+    without them answered "The river Wennet flows through the northern part of the city")."""
     data = json.loads(package_file("train", "general_prompts.json").read_text(encoding="utf-8"))
     pairs = zip_longest(data["requests"], data["questions"])
     return [str(p) for pair in pairs for p in pair if p is not None]
