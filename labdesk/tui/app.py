@@ -120,7 +120,7 @@ class LabdeskApp(App[None]):
         self.snapshot = snapshot
         """Show nothing that changes between identical runs (free memory, timings): for tests."""
         self.chat_seed = chat_seed
-        """Sample chat answers from this seed (reproducible answers, as `labdesk chat --seed N`)."""
+        """Sample chat answers from this seed (reproducible answers, as `labdesk chat --seed 1`)."""
         self.workspace = Workspace.open(home)
         self.taxonomy_root = self.workspace.ensure_taxonomy()
         self.set_reactive(LabdeskApp.recipe_name, recipe)
