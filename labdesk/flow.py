@@ -264,7 +264,8 @@ def summarize(run: RunPaths, ws: Workspace) -> dict[str, Any]:
             *([evaluation["forgetting"]] if evaluation["forgetting"] else []),
         ]
         summary["evaluation"] = [
-            {k: row.get(k) for k in ("leaf", "metric", "base", "tuned", "delta")} for row in rows
+            {k: row.get(k) for k in ("leaf", "metric", "base", "tuned", "delta", "verdict")}
+            for row in rows
         ]
         summary["examples"] = evaluation.get("examples", [])
     try:

@@ -9,19 +9,18 @@ def print_evaluation(
     rows: list[dict[str, Any]], examples: list[dict[str, Any]], title: str
 ) -> None:
     """Per leaf base vs tuned (saved report rows), a few answers before and after, and which
-    leaves improved or regressed."""
+    leaves improved or regressed beyond chance (the rows' verdicts)."""
     from rich.markup import escape
     from rich.table import Table
 
     from labdesk.cli.render import LEAF_WIDTH, console
-    from labdesk.evaluate.report import cells, mark
+    from labdesk.evaluate.report import IMPROVED, REGRESSED, UNCLEAR, cells, mark
     from labdesk.pathtext import tail_path
 
     table = Table("leaf", "metric", "base", "tuned", "change", title=title)
     for row in rows:
         base, tuned, change = cells(row)
-        delta = row["delta"]
-        style = "green" if delta and delta > 0 else "red" if delta and delta < 0 else ""
+        style = {IMPROVED: "green", REGRESSED: "red"}.get(row.get("verdict") or "", "")
         table.add_row(
             tail_path(row["leaf"], LEAF_WIDTH),
             row["metric"],
@@ -39,7 +38,10 @@ def print_evaluation(
                 escape(mark(example["tuned"])),
             )
         console.print(before)
-    improved = [row["leaf"] for row in rows if row["delta"] is not None and row["delta"] > 0]
-    regressed = [row["leaf"] for row in rows if row["delta"] is not None and row["delta"] < 0]
-    console.print(f"[green]improved[/]: {', '.join(improved) or 'none'}", highlight=False)
-    console.print(f"[red]regressed[/]: {', '.join(regressed) or 'none'}", highlight=False)
+    for verdict, label in (
+        (IMPROVED, "[green]improved[/]"),
+        (REGRESSED, "[red]regressed[/]"),
+        (UNCLEAR, "no clear change (too few items, or a change chance explains)"),
+    ):
+        leaves = [row["leaf"] for row in rows if row.get("verdict") == verdict]
+        console.print(f"{label}: {', '.join(leaves) or 'none'}", highlight=False)

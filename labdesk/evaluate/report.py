@@ -3,7 +3,8 @@
 Three metrics, each "higher is better": closed-book accuracy (knowledge leaves: the share of
 questions whose answer states the expected facts), general accuracy (the forgetting probe, the
 same rule), and reference log-likelihood (skill leaves: the mean log-probability per token
-each model gives the held-out seed's own response).
+each model gives the held-out seed's own response). Each row's verdict says whether tuning
+changed it beyond chance: a paired sign test over its items at the 5 % level.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from itertools import groupby
 from typing import Any
 
 from labdesk.evaluate.items import EvalItem
-from labdesk.evaluate.scoring import is_right, mean_interval, wilson
+from labdesk.evaluate.scoring import is_right, mean_interval, sign_test, wilson
 
 Lookup = Callable[[str, str, EvalItem], Any]
 ROLES = ("base", "tuned")
@@ -22,6 +23,8 @@ ACCURACY = "closed-book accuracy"
 GENERAL = "general accuracy"
 LIKELIHOOD = "reference log-likelihood"
 NOT_ASKED = "[not asked: the question does not fit the model's context]"
+IMPROVED, REGRESSED, UNCLEAR = "improved", "regressed", "unclear"
+SIGNIFICANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,23 @@ class LeafResult:
             return None
         return self.tuned.value - self.base.value
 
+    @property
+    def verdict(self) -> str:
+        """`improved` or `regressed` when more items got better than worse (or the reverse)
+        than chance explains at 5 %; `unclear` otherwise, e.g. -1 point on 100 questions, or
+        any change on a single reference."""
+        gains = losses = 0
+        for item in self.items:
+            base, tuned = (_item_value(item[role], self.metric) for role in ROLES)
+            if base is not None and tuned is not None:
+                gains += tuned > base
+                losses += tuned < base
+        if sign_test(gains, losses) >= SIGNIFICANCE:
+            return UNCLEAR
+        return IMPROVED if gains > losses else REGRESSED
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "delta": self.delta}
+        return {**asdict(self), "delta": self.delta, "verdict": self.verdict}
 
 
 @dataclass
@@ -83,15 +101,17 @@ class Report:
             "",
             *(f"- {role}: `{path}`" for role, path in self.models.items()),
             "",
-            "Scores with their 95 % interval and number of questions; higher is better.",
+            "Scores with their 95 % interval and number of questions; higher is better. The"
+            " verdict is a paired sign test over the items at the 5 % level.",
             "",
-            "| leaf | metric | base | tuned | change |",
-            "|---|---|---|---|---|",
+            "| leaf | metric | base | tuned | change | verdict |",
+            "|---|---|---|---|---|---|",
         ]
         for row in self.rows():
             lines.append(
                 f"| {row.leaf} | {row.metric} | {fmt(row.base, row.metric)} "
-                f"| {fmt(row.tuned, row.metric)} | {fmt_delta(row.delta, row.metric)} |"
+                f"| {fmt(row.tuned, row.metric)} | {fmt_delta(row.delta, row.metric)} "
+                f"| {row.verdict} |"
             )
         if self.examples:
             lines += ["", "## Before and after", "", "| question | base | tuned |", "|---|---|---|"]
@@ -133,6 +153,13 @@ def _cell(text: str) -> str:
 
 def mark(answer: dict[str, Any]) -> str:
     return f"{'✓' if answer['right'] else '✗'} {_cell(answer['answer'] or '(no answer)')}"
+
+
+def _item_value(result: dict[str, Any], metric: str) -> float | None:
+    """One model's score on one item; None where it was not scored."""
+    if metric == LIKELIHOOD:
+        return result["likelihood"]
+    return None if result["answer"] in (None, NOT_ASKED) else float(result["right"])
 
 
 def _describe(result: dict[str, Any], metric: str) -> str:

@@ -3,7 +3,9 @@
 An answer states a fact when one of the fact's accepted wordings occurs in it as whole words,
 case-insensitively ("136" is in "136 steps", not in "1136"); it is right when it states every
 expected fact. An empty answer states nothing, so it is never right. Accuracies carry a Wilson
-95 % interval (sound for small n and for 0 or n successes); means carry a normal one.
+95 % interval (sound for small n and for 0 or n successes); means carry a normal one. Whether
+tuning changed a score is a paired question (both models answer the same items), so it is
+decided by a sign test on the items that changed, not by comparing the two intervals.
 """
 
 from __future__ import annotations
@@ -46,3 +48,14 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float]:
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = Z95 * sd / math.sqrt(n)
     return (mean - half, mean + half)
+
+
+def sign_test(gains: int, losses: int) -> float:
+    """Two-sided exact sign test: the chance that items changing at random (each as likely to
+    get better as worse) split at least as unevenly as `gains` against `losses`. On right/wrong
+    answers this is the exact McNemar test."""
+    changed = gains + losses
+    if changed == 0:
+        return 1.0
+    tail = sum(math.comb(changed, i) for i in range(min(gains, losses) + 1))
+    return min(1.0, 2 * tail / 2**changed)
