@@ -159,7 +159,12 @@ def _item_value(result: dict[str, Any], metric: str) -> float | None:
     """One model's score on one item; None where it was not scored."""
     if metric == LIKELIHOOD:
         return result["likelihood"]
-    return None if result["answer"] in (None, NOT_ASKED) else float(result["right"])
+    return float(result["right"]) if _asked(result["answer"]) else None
+
+
+def _asked(answer: str | None) -> bool:
+    """Whether the model answered: not when the question did not fit its context."""
+    return answer is not None and answer != NOT_ASKED
 
 
 def _describe(result: dict[str, Any], metric: str) -> str:
@@ -185,7 +190,7 @@ def _accuracy(leaf: str, kind: str, metric: str, items: list[EvalItem], get: Loo
         row: dict[str, Any] = {"question": item.question, "expect": _expect_text(item)}
         for role in ROLES:
             answer = get("answer", role, item)
-            asked = answer is not None and answer != NOT_ASKED
+            asked = _asked(answer)
             correct = asked and is_right(answer, item.expect, item.need)
             row[role] = {"answer": answer, "right": correct}
             if asked:

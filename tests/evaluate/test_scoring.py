@@ -74,10 +74,11 @@ def test_a_verdict_needs_more_changed_items_one_way_than_chance_gives() -> None:
 
 
 def test_items_one_model_was_not_scored_on_do_not_count() -> None:
+    # counted as wrong, the ten unasked tuned answers would outweigh the six gains
     unasked = {"answer": NOT_ASKED, "right": False}
     items = (
         _answers([(False, True)] * 6)
-        + [{"question": "long", "base": unasked, "tuned": {"answer": "no", "right": False}}] * 10
+        + [{"question": "long", "base": {"answer": "yes", "right": True}, "tuned": unasked}] * 10
     )
     assert _row(ACCURACY, items).verdict == IMPROVED
     scored = [{"base": {"likelihood": -3.0}, "tuned": {"likelihood": -2.0}}] * 6
