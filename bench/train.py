@@ -27,7 +27,8 @@ from pathlib import Path
 
 from labdesk.models.store import pull_model
 from labdesk.recipes import PhaseSettings, TrainSettings, load_recipe
-from labdesk.train.data import IGNORE, Tokenized, collate, with_base_targets
+from labdesk.train.base_targets import with_base_targets
+from labdesk.train.data import IGNORE, Tokenized, collate
 from labdesk.train.loop import StepPlan
 from labdesk.train.torch_backend import (
     TorchStepper,

@@ -21,6 +21,12 @@ from typing import TYPE_CHECKING, Any
 from labdesk.errors import ModelError
 from labdesk.events import Reporter
 from labdesk.recipes import PhaseSettings, TrainSettings
+from labdesk.train.base_targets import (
+    BaseLogprobs,
+    TargetCache,
+    model_fingerprint,
+    with_base_targets,
+)
 from labdesk.train.data import (
     IGNORE,
     MicroBatch,
@@ -29,7 +35,6 @@ from labdesk.train.data import (
     collate,
     shifted_targets,
     tokenize_dataset,
-    with_base_targets,
 )
 from labdesk.train.loop import publish_adapter, run_loop
 from labdesk.train.torch_backend import load_tokenizer, process_rss_gb
@@ -245,17 +250,17 @@ def kl_from_base(top: Any, base_logp: Any) -> Any:
     return (mx.exp(base_logp) * (base_logp - student)).sum(axis=-1)
 
 
-def base_logprobs(model: nn.Module) -> Callable[[Tokenized], np.ndarray]:
-    """The base model's log-softmax rows at a sample's `predicting` positions (`model` with
+def base_logprobs(model: nn.Module) -> BaseLogprobs:
+    """The base model's log-softmax rows at each sample's `predicting` positions (`model` with
     fresh LoRA layers, whose zero B matrices leave it the base)."""
     import mlx.core as mx
     import numpy as np
 
-    def rows(item: Tokenized) -> np.ndarray:
+    def one(item: Tokenized) -> np.ndarray:
         logits = model(mx.array([item.input_ids]))[0].astype(mx.float32)
         return np.array(logits - mx.logsumexp(logits, axis=-1, keepdims=True))[item.predicting]
 
-    return rows
+    return lambda items: ((n, one(item)) for n, item in enumerate(items))
 
 
 def _one_sample_per_row(batch: MicroBatch) -> MicroBatch:
@@ -303,8 +308,10 @@ def train_phase(
     )
     model, keys = load_model(model_dir, settings)
     # the base's targets before the previous phase's adapter loads
-    logprobs = base_logprobs(model)
-    items = with_base_targets(items, settings.self_replay_targets, logprobs, reporter, phase.name)
+    cache = TargetCache(phase_dir.parent / "base-targets", f"mlx {model_fingerprint(model_dir)}")
+    items = with_base_targets(
+        items, settings.self_replay_targets, base_logprobs(model), reporter, phase.name, cache
+    )
     stepper = MlxStepper(model, keys, settings, str(model_dir))
     if init_adapter is not None:
         stepper.load_peft_adapter(init_adapter)

@@ -9,7 +9,15 @@ import pytest
 from labdesk.errors import ConfigError
 from labdesk.events import Event
 from labdesk.recipes import MixSettings
-from labdesk.train.data import IGNORE, collate, pack_rows, tokenize_dataset, tokenize_sample
+from labdesk.train.data import (
+    IGNORE,
+    SHAPE_STEP,
+    collate,
+    pack_rows,
+    rounded_up,
+    tokenize_dataset,
+    tokenize_sample,
+)
 from labdesk.train.mix import mix
 from tests.train.helpers import knowledge_samples, tiny_recipe
 
@@ -95,6 +103,37 @@ def test_packed_rows_equal_separate_rows(stories_dir: Path, tokenizer) -> None: 
     leaky = collate(items, [list(range(5))])
     object.__setattr__(leaky, "position_ids", [list(range(len(leaky.input_ids[0])))])
     assert float(summed_loss(model, leaky, "cpu")) != pytest.approx(losses[0], rel=1e-3)
+
+
+def test_shapes_rounded_up_change_no_loss(stories_dir: Path, tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """Rows padded to a multiple of SHAPE_STEP, and logits at extra positions, give the loss
+    that each sample alone gives with every position's logits."""
+    import torch
+
+    from labdesk.train.torch_backend import batch_tensors, load_base, logit_positions, summed_loss
+
+    phases, _ = mix(knowledge_samples(), MixSettings(), "You help.")
+    items = tokenize_dataset(tokenizer, phases["knowledge_1"][:3], 512, "drop")
+    batch = collate(items, [[0], [1, 2]])
+    longest = max(len(items[0].input_ids), len(items[1].input_ids) + len(items[2].input_ids))
+    assert longest % SHAPE_STEP  # this batch really gets padded
+    assert len(batch.input_ids[0]) == rounded_up(longest) < longest + SHAPE_STEP
+    _, _, targets = batch_tensors(batch, "cpu")
+    wanted = (targets != IGNORE).any(dim=0)
+    keep = logit_positions(wanted)
+    assert len(keep) % SHAPE_STEP == 0 and len(keep) > int(wanted.sum())
+    assert set(wanted.nonzero().flatten().tolist()) <= set(keep.tolist())
+    torch.manual_seed(0)
+    model = load_base(stories_dir, tiny_recipe(stories_dir).train, "cpu")
+    with torch.no_grad():
+        reference = torch.tensor(0.0)
+        for item in items:
+            logits = model(input_ids=torch.tensor([item.input_ids])).logits[0, :-1]
+            labels = torch.tensor(item.labels[1:])
+            reference += torch.nn.functional.cross_entropy(
+                logits, labels, ignore_index=IGNORE, reduction="sum"
+            )
+        assert float(summed_loss(model, batch, "cpu")) == pytest.approx(float(reference), rel=1e-5)
 
 
 def test_bf16_autocast_step_matches_fp32(stories_dir: Path, tokenizer) -> None:  # type: ignore[no-untyped-def]

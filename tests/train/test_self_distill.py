@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from labdesk.recipes import MixSettings
-from labdesk.train.data import TOP_K, Tokenized, collate, tokenize_dataset, with_base_targets
+from labdesk.train.base_targets import TargetCache, with_base_targets
+from labdesk.train.data import TOP_K, Tokenized, collate, tokenize_dataset
 from labdesk.train.mix import mix
 from tests.train.helpers import knowledge_samples, tiny_recipe
 
@@ -57,6 +59,54 @@ def test_soft_targets_hold_the_base_distribution(stories_dir: Path, tokenizer: A
         logits = base(input_ids=torch.tensor([item.input_ids])).logits[0, at]
     best = item.soft.ids[at][np.arange(len(at)), item.soft.logp[at, :TOP_K].argmax(-1)]
     assert (best == logits.argmax(-1).numpy()).all()
+
+
+def test_batched_base_rows_match_one_sample_at_a_time(stories_dir: Path, tokenizer: Any) -> None:
+    """Padding shorter samples in a batch changes none of their rows."""
+    import torch
+
+    from labdesk.train.torch_backend import base_logprobs, load_base
+
+    items = replay_items(tokenizer)
+    assert len({len(t.input_ids) for t in items}) > 1  # padding really happens
+    torch.manual_seed(0)
+    base = load_base(stories_dir, tiny_recipe(stories_dir).train, "cpu")
+    batched = dict(base_logprobs(base, "cpu", bf16_autocast=False, batch_size=4)(items))
+    alone = dict(base_logprobs(base, "cpu", bf16_autocast=False, batch_size=1)(items))
+    assert sorted(batched) == sorted(alone) == list(range(len(items)))
+    for n, item in enumerate(items):
+        got, want = batched[n], alone[n]
+        assert got.shape == (len(item.predicting), want.shape[1])
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_targets_are_computed_once_per_model(tmp_path: Path, tokenizer: Any) -> None:
+    """A second phase with the same samples reads the cached targets; another model, or a torn
+    file, computes them again."""
+    items = replay_items(tokenizer)
+    asked: list[int] = []
+
+    def fake_base(todo: list[Tokenized]) -> Iterator[tuple[int, np.ndarray]]:
+        asked.append(len(todo))
+        rng = np.random.default_rng(len(asked))
+        for n in reversed(range(len(todo))):  # any order
+            rows = rng.normal(size=(len(todo[n].predicting), 300))
+            yield n, rows - np.log(np.exp(rows).sum(-1, keepdims=True))
+
+    folder = tmp_path / "base-targets"
+    first = with_base_targets(items, "distribution", fake_base, cache=TargetCache(folder, "a"))
+    again = with_base_targets(items, "distribution", fake_base, cache=TargetCache(folder, "a"))
+    assert asked == [4]
+    for one, two in zip(first, again, strict=True):
+        assert (one.soft is None) == (two.soft is None)
+        if one.soft is not None and two.soft is not None:
+            np.testing.assert_array_equal(one.soft.ids, two.soft.ids)
+            np.testing.assert_array_equal(one.soft.logp, two.soft.logp)
+    with_base_targets(items, "distribution", fake_base, cache=TargetCache(folder, "b"))
+    assert asked == [4, 4]
+    next(folder.glob("*.npz")).write_bytes(b"torn")
+    with_base_targets(items, "distribution", fake_base, cache=TargetCache(folder, "a"))
+    assert asked == [4, 4, 1]
 
 
 def test_kl_is_zero_at_the_base_and_grows_as_the_adapter_moves(

@@ -1,0 +1,106 @@
+"""The base model's soft targets for self-replay samples, computed once per run.
+
+With `train.self_replay_targets: distribution` every self-replay sample learns the base's
+next-token distribution along its answer (`labdesk.train.replay`). The phases replay many of
+the same samples (the demo: 418 in its three phases, 240 different), and a resumed phase needs
+them again, so each sample's targets are kept in a small file under the run's train folder,
+keyed by the model and the sample's tokens. Computing them was 82 s of the demo's 569 s of
+training, one sample at a time in every phase; cached and in batches it is about a quarter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from labdesk.events import Event, Reporter, null_reporter
+from labdesk.fileio import atomic_writer
+from labdesk.train.data import TOP_K, Tokenized
+
+BaseLogprobs = Callable[[list[Tokenized]], Iterator[tuple[int, np.ndarray]]]
+"""From a backend: (index, the base model's log-softmax rows at that sample's `predicting`
+positions) for each sample, in any order, one at a time: kept together, the rows of the demo's
+234 samples take 2 GB, and allocating them made the pass twice as slow."""
+Targets = tuple[np.ndarray, np.ndarray]
+"""[n, TOP_K] token ids and [n, TOP_K + 1] log-probabilities (see `data.SoftTargets`)."""
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """Names, sizes and modification times of the model folder's files: changes when it does."""
+    files = sorted(p for p in model_dir.iterdir() if p.is_file())
+    return hashlib.sha256(
+        "\n".join(f"{p.name} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in files).encode()
+    ).hexdigest()[:16]
+
+
+def top_targets(logprobs: np.ndarray) -> Targets:
+    """The base's `TOP_K` likeliest tokens per row, and the log of the rest of its mass."""
+    top = np.argpartition(-logprobs, TOP_K, axis=-1)[:, :TOP_K]
+    top_logp = np.take_along_axis(logprobs, top, axis=-1).astype(np.float64)
+    rest = np.log(np.clip(1.0 - np.exp(top_logp).sum(axis=-1), 1e-12, None))
+    return top, np.concatenate([top_logp, rest[:, None]], axis=-1).astype(np.float32)
+
+
+class TargetCache:
+    """One `.npz` per sample in `folder`, named by a hash of `model` and the sample's tokens."""
+
+    def __init__(self, folder: Path, model: str) -> None:
+        self.folder = folder
+        self.model = model
+
+    def _path(self, item: Tokenized) -> Path:
+        key = hashlib.sha256(
+            f"{self.model}|{item.input_ids}|{item.predicting}".encode()
+        ).hexdigest()[:24]
+        return self.folder / f"{key}.npz"
+
+    def get(self, item: Tokenized) -> Targets | None:
+        path = self._path(item)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as saved:
+                return saved["ids"], saved["logp"]
+        except (OSError, ValueError, KeyError):  # torn or foreign: computed again
+            return None
+
+    def put(self, item: Tokenized, targets: Targets) -> None:
+        with atomic_writer(self._path(item), "wb") as handle:
+            np.savez(handle, ids=targets[0], logp=targets[1])
+
+
+def with_base_targets(
+    items: list[Tokenized],
+    targets: Literal["distribution", "answers"],
+    base_logprobs: BaseLogprobs,
+    reporter: Reporter = null_reporter,
+    phase: str | None = None,
+    cache: TargetCache | None = None,
+) -> list[Tokenized]:
+    """The self-replay samples with soft targets, when `train.self_replay_targets` asks for the
+    base's distribution; other samples unchanged."""
+    if targets != "distribution" or not any(t.distill for t in items):
+        return items
+    own = [i for i, t in enumerate(items) if t.distill]
+    found = {i: cache.get(items[i]) if cache else None for i in own}
+    todo = [i for i in own if found[i] is None]
+    for n, rows in base_logprobs([items[i] for i in todo]) if todo else ():
+        found[todo[n]] = made = top_targets(rows)
+        if cache:
+            cache.put(items[todo[n]], made)
+    out = list(items)
+    for i in own:
+        ids, logp = found[i]  # type: ignore[misc]
+        out[i] = items[i].with_soft(ids, logp)
+    tokens = sum(len(items[i].predicting) for i in own)
+    reused = f", {len(own) - len(todo)} of them already computed" if len(todo) < len(own) else ""
+    message = (
+        f"self-replay learns the base model's distribution at {tokens} tokens of {len(own)} "
+        f"samples{reused} (train.self_replay_targets)"
+    )
+    reporter(Event("train", "message", message, step=phase))
+    return out
