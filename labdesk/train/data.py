@@ -81,7 +81,7 @@ class Tokenized:
         return [i for i in range(len(self.labels) - 1) if self.labels[i + 1] != IGNORE]
 
     def with_soft(self, top_ids: np.ndarray, top_logp: np.ndarray) -> Tokenized:
-        """This sample with soft targets at `predicting` (rows of `base_targets.top_targets`)."""
+        """This sample with soft targets at `predicting` (`base_targets.Targets`)."""
         soft = SoftTargets.zeros((len(self.input_ids),))
         soft.ids[self.predicting] = top_ids
         soft.logp[self.predicting] = top_logp

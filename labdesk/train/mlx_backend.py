@@ -29,6 +29,7 @@ from labdesk.train.base_targets import (
 )
 from labdesk.train.data import (
     IGNORE,
+    TOP_K,
     MicroBatch,
     SoftTargets,
     Tokenized,
@@ -251,16 +252,20 @@ def kl_from_base(top: Any, base_logp: Any) -> Any:
 
 
 def base_logprobs(model: nn.Module) -> BaseLogprobs:
-    """The base model's log-softmax rows at each sample's `predicting` positions (`model` with
-    fresh LoRA layers, whose zero B matrices leave it the base)."""
+    """The base model's likeliest next tokens and their log-probabilities at each sample's
+    `predicting` positions (`model` with fresh LoRA layers, whose zero B matrices leave it the
+    base)."""
     import mlx.core as mx
     import numpy as np
 
-    def one(item: Tokenized) -> np.ndarray:
-        logits = model(mx.array([item.input_ids]))[0].astype(mx.float32)
-        return np.array(logits - mx.logsumexp(logits, axis=-1, keepdims=True))[item.predicting]
+    def one(item: Tokenized) -> tuple[np.ndarray, np.ndarray]:
+        logits = model(mx.array([item.input_ids]))[0][mx.array(item.predicting)]
+        logits = logits.astype(mx.float32)
+        logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        ids = mx.argpartition(-logp, kth=TOP_K - 1, axis=-1)[:, :TOP_K]
+        return np.array(ids), np.array(mx.take_along_axis(logp, ids, axis=-1))
 
-    return lambda items: ((n, one(item)) for n, item in enumerate(items))
+    return lambda items: ((n, *one(item)) for n, item in enumerate(items))
 
 
 def _one_sample_per_row(batch: MicroBatch) -> MicroBatch:

@@ -24,6 +24,7 @@ from labdesk.train.base_targets import (
 )
 from labdesk.train.data import (
     IGNORE,
+    TOP_K,
     MicroBatch,
     Tokenized,
     rounded_up,
@@ -174,7 +175,8 @@ def kl_from_base(top: torch.Tensor, base_logp: torch.Tensor) -> torch.Tensor:
 def base_logprobs(
     model: PreTrainedModel, device: str, bf16_autocast: bool, batch_size: int = 8
 ) -> BaseLogprobs:
-    """The base model's log-softmax rows at each sample's `predicting` positions.
+    """The base model's likeliest next tokens and their log-probabilities at each sample's
+    `predicting` positions (`base_targets.BaseLogprobs`).
 
     `model` must be the base without an adapter. Run in the precision training runs in, so the
     student starts at a KL of zero. Samples of similar length go through together, padded on
@@ -183,7 +185,7 @@ def base_logprobs(
     """
     import torch
 
-    def rows(items: list[Tokenized]) -> Iterator[tuple[int, np.ndarray]]:
+    def rows(items: list[Tokenized]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
         for start in range(0, len(order), batch_size):
             group = order[start : start + batch_size]
@@ -207,7 +209,9 @@ def base_logprobs(
                 ).logits
                 for row, i in enumerate(group):
                     at = [column[p] for p in items[i].predicting]
-                    yield i, torch.log_softmax(logits[row, at].float(), dim=-1).cpu().numpy()
+                    logp = torch.log_softmax(logits[row, at].float(), dim=-1)
+                    top = torch.topk(logp, TOP_K, dim=-1)
+                    yield i, top.indices.cpu().numpy(), top.values.cpu().numpy()
 
     return rows
 

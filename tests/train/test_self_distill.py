@@ -59,6 +59,8 @@ def test_soft_targets_hold_the_base_distribution(stories_dir: Path, tokenizer: A
         logits = base(input_ids=torch.tensor([item.input_ids])).logits[0, at]
     best = item.soft.ids[at][np.arange(len(at)), item.soft.logp[at, :TOP_K].argmax(-1)]
     assert (best == logits.argmax(-1).numpy()).all()
+    top = torch.topk(logits, TOP_K, dim=-1).indices.numpy()
+    np.testing.assert_array_equal(np.sort(item.soft.ids[at], -1), np.sort(top, -1))
 
 
 def test_batched_base_rows_match_one_sample_at_a_time(stories_dir: Path, tokenizer: Any) -> None:
@@ -71,13 +73,18 @@ def test_batched_base_rows_match_one_sample_at_a_time(stories_dir: Path, tokeniz
     assert len({len(t.input_ids) for t in items}) > 1  # padding really happens
     torch.manual_seed(0)
     base = load_base(stories_dir, tiny_recipe(stories_dir).train, "cpu")
-    batched = dict(base_logprobs(base, "cpu", bf16_autocast=False, batch_size=4)(items))
-    alone = dict(base_logprobs(base, "cpu", bf16_autocast=False, batch_size=1)(items))
+    batched = {n: rest for n, *rest in base_logprobs(base, "cpu", False, batch_size=4)(items)}
+    alone = {n: rest for n, *rest in base_logprobs(base, "cpu", False, batch_size=1)(items)}
     assert sorted(batched) == sorted(alone) == list(range(len(items)))
     for n, item in enumerate(items):
-        got, want = batched[n], alone[n]
-        assert got.shape == (len(item.predicting), want.shape[1])
-        np.testing.assert_allclose(got, want, atol=1e-4)
+        (ids, logp), (want_ids, want_logp) = batched[n], alone[n]
+        assert ids.shape == logp.shape == (len(item.predicting), TOP_K)
+        np.testing.assert_array_equal(np.sort(ids), np.sort(want_ids))
+        np.testing.assert_allclose(
+            np.take_along_axis(logp, ids.argsort(-1), -1),
+            np.take_along_axis(want_logp, want_ids.argsort(-1), -1),
+            atol=1e-4,
+        )
 
 
 def test_targets_are_computed_once_per_model(tmp_path: Path, tokenizer: Any) -> None:
@@ -86,12 +93,12 @@ def test_targets_are_computed_once_per_model(tmp_path: Path, tokenizer: Any) -> 
     items = replay_items(tokenizer)
     asked: list[int] = []
 
-    def fake_base(todo: list[Tokenized]) -> Iterator[tuple[int, np.ndarray]]:
+    def fake_base(todo: list[Tokenized]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         asked.append(len(todo))
         rng = np.random.default_rng(len(asked))
         for n in reversed(range(len(todo))):  # any order
-            rows = rng.normal(size=(len(todo[n].predicting), 300))
-            yield n, rows - np.log(np.exp(rows).sum(-1, keepdims=True))
+            shape = (len(todo[n].predicting), TOP_K)
+            yield n, rng.integers(0, 300, shape), np.log(rng.uniform(0.001, 0.02, shape))
 
     folder = tmp_path / "base-targets"
     first = with_base_targets(items, "distribution", fake_base, cache=TargetCache(folder, "a"))
