@@ -169,7 +169,8 @@ def tokenize_dataset(
 
 @dataclass(frozen=True)
 class MicroBatch:
-    """Rows of packed samples, padded to the longest row; position ids restart per sample."""
+    """Rows of packed samples, padded to the longest row rounded up to `SHAPE_STEP`; position ids
+    restart per sample (and in the padding)."""
 
     input_ids: list[list[int]]
     labels: list[list[int]]
