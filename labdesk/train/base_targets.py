@@ -4,9 +4,9 @@ With `train.self_replay_targets: distribution` every self-replay sample learns t
 next-token distribution along its answer (`labdesk.train.replay`). The phases replay many of
 the same samples (the demo: 418 in its three phases, 240 different), and a resumed phase needs
 them again, so each sample's targets are kept in a small file under the run's train folder,
-keyed by the model and the sample's tokens. Computing them one sample at a time in every phase
-took 82 s of the demo's 569 s of training; in batches and cached, 30 s in the first phase (timed
-alone) and none in the others.
+keyed by the model and the sample's tokens, and computed in batches. The run's log shows the
+cost: in the demo, 17 s in the first phase for 235 samples (between its "bf16" and
+"self-replay" lines), and the later phases find all of theirs already computed.
 """
 
 from __future__ import annotations
