@@ -156,6 +156,9 @@ class JudgeSettings(_Section):
     )
 
 
+Augmentation = Literal["summary", "cloze", "cloze_short", "cloze_gapped", "seeds"]
+
+
 class GenerateSettings(_Section):
     """Synthetic data generation per leaf."""
 
@@ -203,13 +206,15 @@ class GenerateSettings(_Section):
         description="Rounds per leaf before giving up on its target (a round that accepts "
         "nothing ends the leaf at once, with the reasons).",
     )
-    augmentations: list[Literal["summary", "cloze", "cloze_short", "seeds"]] = Field(
+    augmentations: list[Augmentation] = Field(
         ["summary", "cloze_short", "seeds"],
         description="Knowledge leaves: extra training samples. summary: the teacher summarises "
         "each document chunk; cloze: each fact asked by rule, one question per name or number "
         "it holds (no teacher); cloze_short: cloze, plus each question cut to the part of its "
-        "sentence around the blank; seeds: the Q&A of the seeds shown to the teacher, asked "
-        "closed-book (never the held-out ones).",
+        "sentence around the blank; cloze_gapped: cloze, plus four wordings of each question "
+        "that each leave out a random 40 % of its words (about three times the samples); "
+        "seeds: the Q&A of the seeds shown to the teacher, asked closed-book (never the "
+        "held-out ones).",
     )
     judges: JudgeSettings = Field(default_factory=JudgeSettings)
     blocklist: list[str] = Field(

@@ -16,6 +16,7 @@ passes); the rule costs nothing and never mismatches.
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -34,6 +35,9 @@ _CALLED = re.compile(r"\b(?:called|named|nicknamed|is|as) $")
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
 _CLAUSE = re.compile(r"[;:]\s+")
 _SHORT_WORDS = 8  # fewer, and "meets the sea at what?" loses the river it asks about
+GAPPED_WORDINGS = 4  # per cloze question, with `gapped`
+_GAP_DROP = 0.4  # of the words around the blank, each left out at random
+_GAP_KEPT = 4  # fewer, and "About Gullstone lighthouse: which year?" asks nothing in particular
 _PLAIN = re.compile(r"(?<![\w'’-])[a-z]{4,}(?![\w'’-])")  # a lowercase word of 4+ letters
 _BEFORE_NOUN = re.compile(
     r"\b(?:a|an|the|of|from|with|without|on|by|in|at|to|for|before|after)\s$"
@@ -58,7 +62,7 @@ def word_counts(facts: Iterable[Fact]) -> Counter[str]:
 
 
 def cloze_questions(
-    fact: Fact, counts: Counter[str] | None = None, *, short: bool = False
+    fact: Fact, counts: Counter[str] | None = None, *, short: bool = False, gapped: bool = False
 ) -> list[str]:
     """One echo question per term of `fact` (names, numbers, quoted words), in order.
 
@@ -68,7 +72,11 @@ def cloze_questions(
     Gullstone lighthouse: it was built between 1868 and 1871 to a design by which engineer?"):
     a student trained on whole sentences alone recalled a term when asked with the very words
     it was trained on, and seldom when asked otherwise, so a wording with fewer cues is worth
-    a sample.
+    a sample. With `gapped`, each question also comes in `GAPPED_WORDINGS` wordings that leave
+    out a random 40 % of the words around the blank ("About Gullstone lighthouse: it was built
+    1868 and which year a design by Agnes Marlowe?"): the answer, the whole sentence, then has
+    to be recalled rather than copied from the question, as it must for a question worded
+    unlike the document.
     """
     terms = fact.terms()
     terms += [q for q in _quoted(fact.text) if not any(t in q for t in terms)]
@@ -80,6 +88,8 @@ def cloze_questions(
         wordings = [before + wh + after]
         if short:
             wordings.append(_around_blank(before, wh, after))
+        if gapped:
+            wordings += _gapped(before, wh, after, GAPPED_WORDINGS)
         for wording in wordings:
             question = _anchored(fact, _as_question(wording))
             if question not in questions:
@@ -98,6 +108,21 @@ def _around_blank(before: str, wh: str, after: str) -> str:
         else:
             kept_right.append(right.pop(0))
     return re.sub(r"^(?:and|but) ", "", ", ".join(kept_left) + wh + ", ".join(kept_right))
+
+
+def _gapped(before: str, wh: str, after: str, count: int) -> list[str]:
+    """`count` wordings that each leave out a random `_GAP_DROP` of the words around the blank
+    (the same ones on every run), each with at least `_GAP_KEPT` words besides it."""
+    rng = random.Random(before + wh + after)
+    left, right = before.split(), after.split()
+    wordings = []
+    for _ in range(count):
+        kept_left = [w for w in left if rng.random() >= _GAP_DROP]
+        kept_right = [w for w in right if rng.random() >= _GAP_DROP]
+        if len(kept_left) + len(kept_right) >= _GAP_KEPT:
+            text = " ".join([*kept_left, wh, *kept_right])
+            wordings.append(re.sub(r"\s+(?=[,;:])", "", text).strip(" ,;:"))
+    return wordings
 
 
 def _as_question(text: str) -> str:

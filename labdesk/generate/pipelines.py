@@ -138,7 +138,7 @@ class Pipeline:
                 for number, chunk in enumerate(self.chunks):
                     cid = candidate_id(slug, 0, number, "summary")
                     made.append(Candidate(cid, 0, len(made), "summary", [], chunk))
-            if {"cloze", "cloze_short"} & set(self.settings.augmentations):
+            if {"cloze", "cloze_short", "cloze_gapped"} & set(self.settings.augmentations):
                 made += self._cloze(len(made))
             if "seeds" in self.settings.augmentations:
                 made += self._seed_samples(len(made))
@@ -166,7 +166,12 @@ class Pipeline:
         """Every fact's cloze questions, answered by the fact (written, so no step writes)."""
         counts = word_counts(self.facts)
         short = "cloze_short" in self.settings.augmentations
-        asked = [(f, q) for f in self.facts for q in cloze_questions(f, counts, short=short)]
+        gapped = "cloze_gapped" in self.settings.augmentations
+        asked = [
+            (f, q)
+            for f in self.facts
+            for q in cloze_questions(f, counts, short=short, gapped=gapped)
+        ]
         return [
             Candidate(
                 candidate_id(self.leaf.slug, 0, number, "cloze"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from labdesk.documents.chunking import Chunk
 from labdesk.documents.facts import chunk_facts
-from labdesk.generate.cloze import cloze_questions, word_counts
+from labdesk.generate.cloze import GAPPED_WORDINGS, cloze_questions, word_counts
 
 TEXT = """# The Lantern Tide festival
 
@@ -113,3 +113,27 @@ def test_a_short_wording_keeps_the_part_of_the_sentence_around_the_blank() -> No
     assert asked[::2] == cloze_questions(long_one)  # the full wordings, as without `short`
     # a sentence of one part has no shorter wording
     assert cloze_questions(short_one, short=True) == cloze_questions(short_one)
+
+
+def test_gapped_wordings_leave_out_words_but_keep_the_blank_and_the_document() -> None:
+    text = (
+        "# Gullstone lighthouse\n\nIt was built between 1868 and 1871 to a design by the engineer "
+        "Agnes Marlowe, and it still guides ships today."
+    )
+    fact = chunk_facts(Chunk("g.md", 0, None, text, 60))[0]
+    full = cloze_questions(fact)
+    asked = cloze_questions(fact, gapped=True)
+    assert asked == cloze_questions(fact, gapped=True)  # the same on every run
+    assert [q for q in asked if q in full] == full  # the full wordings stay, in order
+    gapped = [q for q in asked if q not in full]
+    assert len(gapped) == len(full) * GAPPED_WORDINGS
+    whole = set(fact.text.lower().replace(",", "").rstrip(".").split())
+    for question in gapped:
+        assert question.startswith("About Gullstone lighthouse: ")
+        body = question.removeprefix("About Gullstone lighthouse: ").rstrip("?")
+        assert any(wh in body for wh in ("which year", "which engineer"))
+        words = body.lower().replace(",", "").split()
+        kept = [w for w in words if w not in ("which", "year", "engineer")]
+        assert set(kept) <= whole  # nothing added
+        assert len(kept) < len(whole) - 1  # something left out besides the asked-for term
+        assert " ," not in question and "??" not in question

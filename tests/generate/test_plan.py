@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from labdesk.documents.facts import chunk_facts
 from labdesk.errors import ConfigError
 from labdesk.generate.pipelines import build_pipeline
 from labdesk.generate.report import LeafReport
@@ -142,3 +143,24 @@ def test_knowledge_candidates_cover_every_fact_before_any_twice(leaves: list[Lea
     ]
     later = pipeline.candidates(1, 1, accepted)
     assert later[0].fact is not None and later[0].fact.text == "Its ferry runs twice a day."
+
+
+def test_gapped_cloze_questions_join_the_full_ones_in_round_zero(leaves: list[Leaf]) -> None:
+    from labdesk.documents.sample import sample_facts
+    from labdesk.generate.cloze import cloze_questions, word_counts
+
+    leaf = next(x for x in leaves if x.kind == "knowledge")
+    chunks = list({f.chunk.document: f.chunk for f in sample_facts()}.values())
+
+    def cloze(augmentations: list[str]) -> list[str]:
+        settings = GenerateSettings(augmentations=augmentations)
+        pipeline = build_pipeline(leaf, list(leaf.seeds), chunks, settings)
+        made = pipeline.candidates(0, 0)
+        return [c.fields["question"] for c in made if c.type == "cloze"]
+
+    full, gapped = cloze(["cloze"]), cloze(["cloze_gapped"])
+    counts = word_counts([f for c in chunks for f in chunk_facts(c)])
+    assert set(full) < set(gapped) and len(gapped) > 3 * len(full)
+    assert gapped == [
+        q for c in chunks for f in chunk_facts(c) for q in cloze_questions(f, counts, gapped=True)
+    ]
