@@ -73,10 +73,10 @@ def cloze_questions(
     a student trained on whole sentences alone recalled a term when asked with the very words
     it was trained on, and seldom when asked otherwise, so a wording with fewer cues is worth
     a sample. With `gapped`, each question also comes in `GAPPED_WORDINGS` wordings that leave
-    out a random 40 % of the words around the blank ("About Gullstone lighthouse: it was built
-    1868 and which year a design by Agnes Marlowe?"): the answer, the whole sentence, then has
-    to be recalled rather than copied from the question, as it must for a question worded
-    unlike the document.
+    out a random 40 % of the words around the blank ("About Gullstone lighthouse: was built
+    between 1868 which year a design by Agnes Marlowe, still ships today?"): the answer, the
+    whole sentence, then has to be recalled rather than copied from the question, as it must
+    for a question worded unlike the document.
     """
     terms = fact.terms()
     terms += [q for q in _quoted(fact.text) if not any(t in q for t in terms)]
@@ -111,8 +111,8 @@ def _around_blank(before: str, wh: str, after: str) -> str:
 
 
 def _gapped(before: str, wh: str, after: str, count: int) -> list[str]:
-    """`count` wordings that each leave out a random `_GAP_DROP` of the words around the blank
-    (the same ones on every run), each with at least `_GAP_KEPT` words besides it."""
+    """Up to `count` wordings that each leave out a random `_GAP_DROP` of the words around the
+    blank (the same ones on every run); one with fewer than `_GAP_KEPT` words left goes."""
     rng = random.Random(before + wh + after)
     left, right = before.split(), after.split()
     wordings = []
