@@ -72,6 +72,12 @@ def question_messages(system_prompt: str, item: EvalItem) -> list[dict[str, str]
     return [*head, {"role": "user", "content": content}]
 
 
+def answer_request(engine: Any, recipe: Recipe, item: EvalItem) -> GenRequest:
+    """How an item is asked: `question_messages`, greedy, within the evaluation's budget."""
+    prompt = engine.chat_prompt(question_messages(recipe.system_prompt, item))
+    return GenRequest(prompt, recipe.evaluate.max_new_tokens, temperature=0.0, stop=engine.stop)
+
+
 class _Evaluation:
     def __init__(
         self,
@@ -120,20 +126,13 @@ class _Evaluation:
     def _answers(self, engine: Any, role: str, todo: list[EvalItem]) -> None:
         if not todo:
             return
-        budget = self.recipe.evaluate.max_new_tokens
-        prompts = [
-            engine.chat_prompt(question_messages(self.recipe.system_prompt, i)) for i in todo
-        ]
-        fits = [engine.count_tokens(p) + budget <= engine.n_ctx for p in prompts]
+        asked = [answer_request(engine, self.recipe, i) for i in todo]
+        fits = [engine.count_tokens(r.prompt) + r.max_tokens <= engine.n_ctx for r in asked]
         for item, fit in zip(todo, fits, strict=True):
             if not fit:  # recorded, so the report says why this one has no answer
                 self.cache.put(self.answer_key(role, item), NOT_ASKED)
         todo = [item for item, fit in zip(todo, fits, strict=True) if fit]
-        requests = [
-            GenRequest(p, budget, temperature=0.0, stop=engine.stop)
-            for p, fit in zip(prompts, fits, strict=True)
-            if fit
-        ]
+        requests = [r for r, fit in zip(asked, fits, strict=True) if fit]
         done = [0]
 
         def store(index: int, result: GenResult) -> None:

@@ -2,10 +2,10 @@
 
 With `train.self_replay_targets: distribution` every self-replay sample learns the base's
 next-token distribution along its answer (`labdesk.train.replay`). The phases replay many of
-the same samples (the demo: 418 in its three phases, 240 different), and a resumed phase needs
+the same samples (the demo: 561 in its three phases, 374 different), and a resumed phase needs
 them again, so each sample's targets are kept in a small file under the run's train folder,
 keyed by the model and the sample's tokens, and computed in batches. The run's log shows the
-cost: in the demo, 17 s in the first phase for 235 samples (between its "bf16" and
+cost: in the demo, 25 s in the first phase for 365 samples (between its "bf16" and
 "self-replay" lines), and the later phases find all of theirs already computed.
 """
 
