@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from labdesk.errors import Cancelled
+from labdesk.errors import Cancelled, LabdeskError
 from labdesk.fileio import read_jsonl
 from labdesk.runs import RunPaths
 from labdesk.train.mix import mix_run
@@ -80,6 +81,41 @@ def test_stop_mid_phase_then_resume_reproduces_the_losses(
     assert resumed == pytest.approx(straight[5:], rel=1e-4, abs=1e-5)
     history = read_jsonl(run_paths.phase_dir("knowledge_1") / "loss.jsonl")
     assert [r["loss"] for r in history] == pytest.approx(straight, rel=1e-4, abs=1e-5)
+
+
+def test_a_checkpoint_the_disk_cannot_hold_stops_with_a_clear_error_and_keeps_the_last(
+    run_paths: RunPaths, stories_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk cannot be made here: torch.save fails the way it did on a full disk (a
+    RuntimeError from its zip writer) from the second checkpoint on."""
+    import torch
+
+    recipe = _mixed(run_paths, stories_dir)
+    recipe.train.phases = recipe.train.phases[:1]
+    recipe.train.phases[0].epochs = 2
+    recipe.train.phases[0].batch_tokens = recipe.train.phases[0].effective_batch_tokens = 72
+    recipe.train.checkpoint_every = 2
+    straight = train_run(run_paths, recipe, stories_dir)["knowledge_1"]
+    real_save, saves = torch.save, {"n": 0}
+
+    def save_until_full(obj: object, f: object, *args: object, **kwargs: object) -> None:
+        saves["n"] += 1
+        if saves["n"] > 1:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
+        real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_full)
+    with pytest.raises(LabdeskError, match="could not write checkpoint-000004") as info:
+        train_run(run_paths, recipe, stories_dir)
+    assert "GiB free" in (info.value.hint or "") and "previous checkpoint is kept" in (
+        info.value.hint or ""
+    )
+    phase_dir = run_paths.phase_dir("knowledge_1")
+    assert json.loads((phase_dir / "latest.json").read_text())["step"] == 2
+    assert sorted(p.name for p in phase_dir.glob("*checkpoint-*")) == ["checkpoint-000002"]
+    monkeypatch.undo()
+    resumed = train_run(run_paths, recipe, stories_dir, resume=True)["knowledge_1"]
+    assert resumed == pytest.approx(straight[2:], rel=1e-4, abs=1e-5)
 
 
 KILL_SCRIPT = """
