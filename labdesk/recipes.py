@@ -212,7 +212,8 @@ class GenerateSettings(_Section):
         "each document chunk; cloze: each fact asked by rule, one question per name or number "
         "it holds (no teacher); cloze_short: cloze, plus each question cut to the part of its "
         "sentence around the blank; cloze_gapped: cloze, plus four wordings of each question "
-        "that each leave out a random 40 % of its words (about three times the samples); "
+        "that each leave out a random 65 % of its plain words and keep its names and numbers "
+        "(about three times the samples); "
         "seeds: the Q&A of the seeds shown to the teacher, asked closed-book (never the "
         "held-out ones).",
     )

@@ -36,7 +36,8 @@ _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
 _CLAUSE = re.compile(r"[;:]\s+")
 _SHORT_WORDS = 8  # fewer, and "meets the sea at what?" loses the river it asks about
 GAPPED_WORDINGS = 4  # per cloze question, with `gapped`
-_GAP_DROP = 0.4  # of the words around the blank, each left out at random
+_GAP_DROP = 0.65  # of the plain words around the blank, each left out at random
+_NAME_WORD = re.compile(r"[\"“]?[A-Z0-9]")  # a name or a number: kept in every gapped wording
 _GAP_KEPT = 4  # fewer, and "About Gullstone lighthouse: which year?" asks nothing in particular
 _PLAIN = re.compile(r"(?<![\w'’-])[a-z]{4,}(?![\w'’-])")  # a lowercase word of 4+ letters
 _BEFORE_NOUN = re.compile(
@@ -73,10 +74,11 @@ def cloze_questions(
     a student trained on whole sentences alone recalled a term when asked with the very words
     it was trained on, and seldom when asked otherwise, so a wording with fewer cues is worth
     a sample. With `gapped`, each question also comes in `GAPPED_WORDINGS` wordings that leave
-    out a random 40 % of the words around the blank ("About Gullstone lighthouse: was built
-    between 1868 which year a design by Agnes Marlowe, still ships today?"): the answer, the
-    whole sentence, then has to be recalled rather than copied from the question, as it must
-    for a question worded unlike the document.
+    out a random 65 % of the plain words around the blank and keep its names and numbers
+    ("About Gullstone lighthouse: was 1868 1871 by which engineer ships today?"): the answer,
+    the whole sentence, then has to be recalled rather than copied from the question, as it
+    must for a question worded unlike the document, from the cues such a question still
+    holds: what it names.
     """
     terms = fact.terms()
     terms += [q for q in _quoted(fact.text) if not any(t in q for t in terms)]
@@ -111,14 +113,22 @@ def _around_blank(before: str, wh: str, after: str) -> str:
 
 
 def _gapped(before: str, wh: str, after: str, count: int) -> list[str]:
-    """Up to `count` wordings that each leave out a random `_GAP_DROP` of the words around the
-    blank (the same ones on every run); one with fewer than `_GAP_KEPT` words left goes."""
+    """Up to `count` wordings that each leave out a random `_GAP_DROP` of the plain words around
+    the blank (the same ones on every run); names and numbers stay, except a sentence's capital
+    first word. A wording with fewer than `_GAP_KEPT` words left goes."""
     rng = random.Random(before + wh + after)
     left, right = before.split(), after.split()
+
+    def kept(words: list[str], opening: bool) -> list[str]:
+        return [
+            w
+            for i, w in enumerate(words)
+            if (_NAME_WORD.match(w) and not (opening and i == 0)) or rng.random() >= _GAP_DROP
+        ]
+
     wordings = []
     for _ in range(count):
-        kept_left = [w for w in left if rng.random() >= _GAP_DROP]
-        kept_right = [w for w in right if rng.random() >= _GAP_DROP]
+        kept_left, kept_right = kept(left, opening=True), kept(right, opening=False)
         if len(kept_left) + len(kept_right) >= _GAP_KEPT:
             text = " ".join([*kept_left, wh, *kept_right])
             wordings.append(re.sub(r"\s+(?=[,;:])", "", text).strip(" ,;:"))
