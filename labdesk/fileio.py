@@ -10,12 +10,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from labdesk.errors import disk_full
+
 
 @contextlib.contextmanager
 def atomic_writer(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temp file beside `path`; on success fsync and rename it over `path`.
 
-    On any error (a full disk, Ctrl-C) the temp file is removed and `path` keeps its old content.
+    On any error (a full disk, Ctrl-C) the temp file is removed and `path` keeps its old content;
+    a full disk is raised as `DiskFull` naming `path`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -25,9 +28,11 @@ def atomic_writer(path: Path, mode: str = "w", encoding: str | None = "utf-8") -
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if (full := disk_full(exc, path)) is not None:
+            raise full from exc
         raise
 
 
@@ -46,13 +51,39 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def append_jsonl(path: Path, row: Any) -> None:
-    """Append one record and flush it to disk, so a killed process loses at most this line."""
+def append_bytes(path: Path, data: bytes) -> None:
+    """Append `data` in unbuffered writes; if one fails (a full disk) the file is cut back to
+    its earlier length, so it never ends in half a record."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):  # a special file (a pipe, /dev/full) has no length
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def append_jsonl(path: Path, row: Any) -> None:
+    """Append one record and fsync it, so a killed process loses at most this line; a full disk
+    is raised as `DiskFull`, with the file left at its earlier whole lines."""
+    try:
+        append_bytes(path, (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if (full := disk_full(exc, path)) is not None:
+            raise full from exc
+        raise
 
 
 def read_jsonl(path: Path) -> list[Any]:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from labdesk import __version__
-from labdesk.errors import LabdeskError
+from labdesk.errors import LabdeskError, disk_full
 
 # The order `--help` lists command modules in (discovered ones not named here come last).
 # Commands are found automatically: nothing needs registering here.
@@ -103,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Python flushes stdout again at exit; point it at /dev/null so that flush is silent too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a library's own write (weights, caches) on a full disk
+        if (full := disk_full(exc)) is None:
+            raise
+        console_err.print(f"[bold red]error[/]: {full}", highlight=False, markup=True)
+        return 1
 
 
 def open_app() -> int:

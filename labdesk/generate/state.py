@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labdesk.fileio import read_jsonl, truncate_torn_tail, write_json
+from labdesk.errors import DiskFull, disk_full
+from labdesk.fileio import append_bytes, read_jsonl, truncate_torn_tail, write_json
 from labdesk.models.types import GenRequest, GenResult, ScoreRequest, ScoreResult
 from labdesk.runs import RunPaths
 
@@ -40,7 +41,7 @@ class AppendWriter:
         self._queue: queue.SimpleQueue[tuple[Path, str] | threading.Event] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._error: OSError | None = None
+        self._error: OSError | DiskFull | None = None
 
     def append(self, path: Path, record: Any) -> str:
         """Queue `record` as a JSON line of `path`; returns the line."""
@@ -91,9 +92,10 @@ class AppendWriter:
                     waiting.append(item)
                 else:
                     lines.setdefault(item[0], []).append(item[1])
+            path = None
             try:
                 for path, rows in lines.items():
-                    _append(path, "".join(row + "\n" for row in rows).encode("utf-8"))
+                    append_bytes(path, "".join(row + "\n" for row in rows).encode("utf-8"))
                     if not unsynced:
                         due = time.monotonic() + self.interval
                     unsynced.add(path)
@@ -102,21 +104,10 @@ class AppendWriter:
                         _fsync(path)
                     unsynced.clear()
             except OSError as exc:  # a full disk: the caller hears of it on its next call
-                self._error = exc
+                self._error = disk_full(exc, path) or exc
                 unsynced.clear()
             for event in waiting:
                 event.set()
-
-
-def _append(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
 
 
 def _fsync(path: Path) -> None:

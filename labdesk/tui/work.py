@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
-from labdesk.errors import LabdeskError
+from labdesk.errors import LabdeskError, disk_full
 from labdesk.runs import RunPaths
 
 if TYPE_CHECKING:
@@ -192,6 +192,7 @@ def error_text(exc: LabdeskError) -> str:
 
 def notify_error(app: App[Any], exc: BaseException) -> None:
     """Show a failure as a notification (called from any thread); the app never crashes on it."""
+    exc = disk_full(exc) or exc
     if isinstance(exc, LabdeskError):
         title, text = type(exc).__name__, error_text(exc)
     else:

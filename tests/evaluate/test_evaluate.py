@@ -160,6 +160,27 @@ def test_evaluate_cli_prints_the_table_from_the_cached_evaluation(
     assert next(line for line in out.splitlines() if line.startswith("improved:")).endswith("none")
 
 
+def test_evaluate_on_a_full_disk_is_one_clear_error(
+    evaluated: Evaluated, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """/dev/full answers the first answer's record with a real ENOSPC from the kernel."""
+    from labdesk.cli.main import main
+
+    copy = RunPaths(evaluated.ws.run_dir("fulldisk"))
+    shutil.copytree(evaluated.run.root, copy.root, ignore=shutil.ignore_patterns("evaluate"))
+    records = copy.evaluation / "records.jsonl"
+    records.parent.mkdir()
+    records.symlink_to("/dev/full")
+    monkeypatch.setenv("LABDESK_HOME", str(evaluated.ws.home))
+    sets = planted_overrides(evaluated.student, 16)
+    argv = ["evaluate", "fulldisk", "--recipe", "tiny", *(x for s in sets for x in ("--set", s))]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{records}: the disk is full" in " ".join(err.split())
+    assert "GiB free in" in err and "Traceback" not in err
+    assert not (copy.evaluation / "report.json").exists()
+
+
 def test_questions_too_long_for_the_context_are_reported_not_fatal(
     evaluated: Evaluated, tmp_path: Path
 ) -> None:

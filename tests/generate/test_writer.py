@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from labdesk.errors import DiskFull
 from labdesk.generate.state import AppendWriter, LeafFiles
 from labdesk.runs import RunPaths
 
@@ -69,6 +70,21 @@ def test_flush_waits_for_every_file_and_errors_reach_the_caller(tmp_path: Path) 
     assert json.loads(paths[0].read_text().splitlines()[-1]) == {"n": 200}
 
 
+def test_a_full_disk_reaches_the_caller_naming_the_file(tmp_path: Path) -> None:
+    """/dev/full answers every write with a real ENOSPC from the kernel."""
+    writer = AppendWriter(interval=60.0)
+    full = tmp_path / "accepted.jsonl"
+    full.symlink_to("/dev/full")
+    writer.append(full, {"n": 1})
+    with pytest.raises(DiskFull) as raised:
+        writer.flush()
+    assert raised.value.where == str(full)
+    kept = tmp_path / "kept.jsonl"
+    writer.append(kept, {"n": 2})  # the writer carries on once there is room
+    writer.flush()
+    assert json.loads(kept.read_text()) == {"n": 2}
+
+
 def test_records_are_kept_in_memory_as_a_reader_of_the_files_sees_them(tmp_path: Path) -> None:
     paths = RunPaths(tmp_path / "run")
     files = LeafFiles(paths, "leaf")
@@ -89,6 +105,7 @@ CHILD = """
 import sys, time
 from pathlib import Path
 from labdesk.fileio import write_text
+from labdesk.errors import DiskFull
 from labdesk.generate.state import LeafFiles
 from labdesk.runs import RunPaths
 files = LeafFiles(RunPaths(Path(sys.argv[1])), "leaf")

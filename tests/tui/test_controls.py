@@ -19,6 +19,7 @@ from labdesk.tui.generate_screen import GenerateScreen
 from labdesk.tui.models_screen import ModelsScreen
 from labdesk.tui.taxonomy_screen import NewLeafDialog, TaxonomyScreen
 from labdesk.tui.train_screen import TrainScreen
+from labdesk.tui.work import notify_error
 
 from .helpers import settle, tick_only, until
 from .test_flow import seed_samples
@@ -179,6 +180,28 @@ async def test_a_broken_recipe_is_a_notification_with_the_fix(
         (note,) = [n for n in app._notifications if n.severity == "error"]
         assert note.title == "ConfigError"
         assert "student" in note.message and "fix:" in note.message
+
+
+async def test_a_full_disk_in_a_library_is_a_notification_with_the_fix(
+    workspace_home: Path, tmp_path: Path
+) -> None:
+    """A library's own write fails with the OS's ENOSPC, which names no file."""
+    full = tmp_path / "model.safetensors"
+    full.symlink_to("/dev/full")
+    app = LabdeskApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        try:
+            with open(full, "wb") as handle:
+                handle.write(b"weights")
+        except OSError as exc:
+            notify_error(app, exc)
+        await settle(pilot)
+        assert app.is_running
+        (note,) = [n for n in app._notifications if n.severity == "error"]
+        assert note.title == "DiskFull"
+        assert note.message.startswith("the disk is full")
+        assert "fix: everything written before this is kept" in note.message
 
 
 async def test_documents_of_a_knowledge_leaf(workspace_home: Path) -> None:
