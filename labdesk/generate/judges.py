@@ -159,6 +159,20 @@ def _shown(pair: Pair) -> str:
     return f"{passage}Question: {pair.question.strip()}\nAnswer: {pair.answer.strip()}"
 
 
+def _gain_verdict(replies: list[Reply], margin: float, cause: str, kept: str) -> Verdict:
+    """Pass when the first request makes the answer `margin` nats per token likelier than the
+    second: `cause` says what raised it ("the passage makes the answer"), `kept` what passes
+    ("grounded answers")."""
+    gain = replies[0].mean - replies[1].mean
+    if gain < margin:
+        return Verdict(
+            False,
+            gain,
+            f"{cause} only {gain:+.2f} nats/token more likely ({kept} gain at least {margin})",
+        )
+    return Verdict(True, gain, f"{cause} {gain:+.2f} nats/token likelier")
+
+
 # -- model judges ------------------------------------------------------------------------
 
 
@@ -177,20 +191,15 @@ class Grounded:
         ]
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
-        gain = replies[0].mean - replies[1].mean
         missing = unsupported_details(pair.answer, pair.passage + "\n" + pair.question)
         if missing:
+            gain = replies[0].mean - replies[1].mean
             return Verdict(
                 False, gain, f"says {', '.join(missing[:3])}, which the passage does not"
             )
-        if gain < self.margin:
-            return Verdict(
-                False,
-                gain,
-                f"the passage makes the answer only {gain:+.2f} nats/token more likely "
-                f"(grounded answers gain at least {self.margin})",
-            )
-        return Verdict(True, gain, f"the passage makes the answer {gain:+.2f} nats/token likelier")
+        return _gain_verdict(
+            replies, self.margin, "the passage makes the answer", "grounded answers"
+        )
 
     def ask(self, pair: Pair) -> str | None:
         return (
@@ -224,15 +233,7 @@ class AnswersQuestion:
         ]
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
-        gain = replies[0].mean - replies[1].mean
-        if gain < self.margin:
-            return Verdict(
-                False,
-                gain,
-                f"the question makes the answer only {gain:+.2f} nats/token more likely "
-                f"(answers to it gain at least {self.margin}): it does not answer it",
-            )
-        return Verdict(True, gain, f"the question makes the answer {gain:+.2f} nats/token likelier")
+        return _gain_verdict(replies, self.margin, "the question makes the answer", "answers to it")
 
     def ask(self, pair: Pair) -> str | None:
         return f"{_shown(pair)}\n\nDoes the answer answer the question? Reply yes or no."
@@ -339,15 +340,8 @@ class OnTask:
         ]
 
     def decide(self, pair: Pair, replies: list[Reply]) -> Verdict:
-        gain = replies[0].mean - replies[1].mean
-        if gain < self.margin:
-            return Verdict(
-                False,
-                gain,
-                f"the skill's task makes the response only {gain:+.2f} nats/token more likely "
-                f"(on-task responses gain at least {self.margin})",
-            )
-        return Verdict(True, gain, f"the task makes the response {gain:+.2f} nats/token likelier")
+        cause = "the skill's task makes the response"
+        return _gain_verdict(replies, self.margin, cause, "on-task responses")
 
     def ask(self, pair: Pair) -> str | None:
         return (
