@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from labdesk.errors import Cancelled, ConfigError, LabdeskError
+from labdesk.errors import Cancelled, ConfigError, DiskFull, LabdeskError
 from labdesk.events import Event, Reporter
 from labdesk.fileio import append_jsonl, read_jsonl, write_json, write_jsonl
 from labdesk.recipes import PhaseSettings, TrainSettings
@@ -131,11 +131,11 @@ def _publish_checkpoint(stepper: Stepper, phase_dir: Path, step: int, rng: dict[
         stepper.save_state(tmp, rng)
         write_json(tmp / "step.json", {"step": step})
     # torch reports a write cut short by a full disk as a RuntimeError, not an OSError
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, DiskFull) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         free_gib = shutil.disk_usage(phase_dir).free / 2**30
         raise LabdeskError(
-            f"could not write {name} ({exc})",
+            f"could not write {name} ({exc.message if isinstance(exc, DiskFull) else exc})",
             where=str(phase_dir),
             hint=f"{free_gib:.1f} GiB free there; the previous checkpoint is kept: free some "
             "space and run again to resume from it (`labdesk train` needs --resume)",

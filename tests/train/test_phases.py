@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -83,12 +84,16 @@ def test_stop_mid_phase_then_resume_reproduces_the_losses(
     assert [r["loss"] for r in history] == pytest.approx(straight, rel=1e-4, abs=1e-5)
 
 
+@pytest.mark.parametrize("failing", ["weights", "step file"])
 def test_a_checkpoint_the_disk_cannot_hold_stops_with_a_clear_error_and_keeps_the_last(
-    run_paths: RunPaths, stories_dir: Path, monkeypatch: pytest.MonkeyPatch
+    run_paths: RunPaths, stories_dir: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
-    """A full disk cannot be made here: torch.save fails the way it did on a full disk (a
-    RuntimeError from its zip writer) from the second checkpoint on."""
+    """A full disk cannot be made here. From the second checkpoint on, either torch.save fails
+    the way it did on a full disk (a RuntimeError from its zip writer) or the small step file
+    after it meets the OS's ENOSPC."""
     import torch
+
+    import labdesk.fileio
 
     recipe = _mixed(run_paths, stories_dir)
     recipe.train.phases = recipe.train.phases[:1]
@@ -96,7 +101,7 @@ def test_a_checkpoint_the_disk_cannot_hold_stops_with_a_clear_error_and_keeps_th
     recipe.train.phases[0].batch_tokens = recipe.train.phases[0].effective_batch_tokens = 72
     recipe.train.checkpoint_every = 2
     straight = train_run(run_paths, recipe, stories_dir)["knowledge_1"]
-    real_save, saves = torch.save, {"n": 0}
+    real_save, real_fsync, saves = torch.save, os.fsync, {"n": 0}
 
     def save_until_full(obj: object, f: object, *args: object, **kwargs: object) -> None:
         saves["n"] += 1
@@ -104,7 +109,17 @@ def test_a_checkpoint_the_disk_cannot_hold_stops_with_a_clear_error_and_keeps_th
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
         real_save(obj, f, *args, **kwargs)
 
-    monkeypatch.setattr(torch, "save", save_until_full)
+    def fsync_until_full(fd: int) -> None:
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(".step.json."):
+            saves["n"] += 1
+            if saves["n"] > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    if failing == "weights":
+        monkeypatch.setattr(torch, "save", save_until_full)
+    else:
+        monkeypatch.setattr(labdesk.fileio.os, "fsync", fsync_until_full)
     with pytest.raises(LabdeskError, match="could not write checkpoint-000004") as info:
         train_run(run_paths, recipe, stories_dir)
     assert "GiB free" in (info.value.hint or "") and "previous checkpoint is kept" in (
