@@ -51,9 +51,9 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def append_bytes(path: Path, data: bytes) -> None:
-    """Append `data` in unbuffered writes; if one fails (a full disk) the file is cut back to
-    its earlier length, so it never ends in half a record."""
+def append_bytes(path: Path, data: bytes, *, sync: bool = False) -> None:
+    """Append `data` in unbuffered writes, then fsync it with `sync`; if a write fails (a full
+    disk) the file is cut back to its earlier length, so it never ends in half a record."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -66,6 +66,8 @@ def append_bytes(path: Path, data: bytes) -> None:
             with contextlib.suppress(OSError):  # a special file (a pipe, /dev/full) has no length
                 os.ftruncate(fd, size)
             raise
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -74,12 +76,7 @@ def append_jsonl(path: Path, row: Any) -> None:
     """Append one record and fsync it, so a killed process loses at most this line; a full disk
     is raised as `DiskFull`, with the file left at its earlier whole lines."""
     try:
-        append_bytes(path, (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_bytes(path, (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"), sync=True)
     except OSError as exc:
         if (full := disk_full(exc, path)) is not None:
             raise full from exc
