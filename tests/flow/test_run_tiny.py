@@ -127,6 +127,7 @@ def test_killed_run_resumes_to_the_same_result(
     rng = random.Random(seed)
     target = rng.choice(STAGES)
     print(f"seed {seed}: kill during {target}")
+    took = {s["stage"]: s["seconds"] for s in full_run[1]["stages"]}
     home = tmp_path / "home"
     link_smollm2(home)
     cmd, env = _command(home)
@@ -140,7 +141,9 @@ def test_killed_run_resumes_to_the_same_result(
             state = json.loads(state_file.read_text())  # replaced atomically: always whole
             running = [s for s, e in state.items() if e["status"] == "running" and s in STAGES]
             if running and STAGES.index(running[0]) >= STAGES.index(target):
-                time.sleep(rng.uniform(0.0, 1.5))  # somewhere inside the stage
+                # somewhere in the stage's first half, as long as it took in the full run (export
+                # and evaluate take under a second: a fixed 1.5 s could outlive them)
+                time.sleep(rng.uniform(0.0, 0.5 * took[target]))
                 proc.send_signal(signal.SIGKILL)
                 break
         time.sleep(0.05)
