@@ -136,7 +136,7 @@ def _gapped(before: str, wh: str, after: str, count: int) -> list[str]:
 
 
 def _as_question(text: str) -> str:
-    question = text.strip().rstrip(".!") + "?"
+    question = text.strip().rstrip(".!").rstrip() + "?"  # a gapped wording may end "year ."
     return question[0].upper() + question[1:]
 
 

@@ -141,3 +141,11 @@ def test_gapped_wordings_leave_out_plain_words_but_keep_the_blank_names_and_numb
         assert ("Agnes Marlowe" in body) == asks_year
         assert sum(year in body for year in ("1868", "1871")) == (1 if asks_year else 2)
         assert " ," not in question and "??" not in question
+
+
+def test_a_gapped_wording_that_keeps_the_final_full_stop_ends_in_a_plain_question_mark() -> None:
+    text = "# Gullstone lighthouse\n\nThe foghorn was switched off for good in the year 2005."
+    fact = chunk_facts(Chunk("g.md", 0, None, text, 60))[0]
+    asked = cloze_questions(fact, gapped=True)
+    assert len(asked) == 1 + GAPPED_WORDINGS
+    assert all(q.endswith("which year?") for q in asked)
