@@ -131,12 +131,12 @@ def _gapped(before: str, wh: str, after: str, count: int) -> list[str]:
         kept_left, kept_right = kept(left, opening=True), kept(right, opening=False)
         if len(kept_left) + len(kept_right) >= _GAP_KEPT:
             text = " ".join([*kept_left, wh, *kept_right])
-            wordings.append(re.sub(r"\s+(?=[,;:])", "", text).strip(" ,;:"))
+            wordings.append(re.sub(r"\s+(?=[,;:.])", "", text).strip(" ,;:"))  # "year ." too
     return wordings
 
 
 def _as_question(text: str) -> str:
-    question = text.strip().rstrip(".!").rstrip() + "?"  # a gapped wording may end "year ."
+    question = text.strip().rstrip(".!") + "?"
     return question[0].upper() + question[1:]
 
 
