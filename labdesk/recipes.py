@@ -128,9 +128,9 @@ class EngineSettings(_Section):
     )
     flash_attn: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="llama.cpp's flash attention: faster; on a CPU it sums short query blocks "
-        "in half precision, so log-probabilities (Engine.score) vary with how requests are "
-        "batched by up to ~0.3 nats a token on SmolLM2; 'off' makes them batch-exact.",
+        description="llama.cpp's flash attention. 'auto': off on a CPU, where with more than "
+        "one thread it makes a generated token's numbers depend on the requests decoded beside "
+        "it (so a resumed run would draw other replies); llama.cpp's own choice on a GPU.",
     )
 
 

@@ -1,8 +1,9 @@
 """Continuous batching on llama.cpp's low-level API.
 
-Up to `parallel` sequences live in one context, each with its own sequence id and sampler;
-every `llama_decode` call advances all of them by one token (and feeds prompt chunks of newly
-started ones). A finished sequence frees its slot for the next request at once.
+Up to `parallel` sequences live in one context, each with its own sequence id and sampler.
+Every step advances each of them by one chunk: one `llama_decode` call takes the next token of
+every generating sequence, and prompt chunks go in calls of their own, one length to a call
+(decoding.py says why). A finished sequence frees its slot for the next request at once.
 
 A new request starts from the longest prefix of its prompt that any sequence holds — the
 shared instructions of a leaf's step, the previous request, a chat's earlier turns — so only
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from labdesk.errors import ModelError
-from labdesk.models.decoding import Decoding
-from labdesk.models.kvcache import Tokens
+from labdesk.models.decoding import Decoding, equal_length_calls
+from labdesk.models.kvcache import Tokens, as_tokens
 from labdesk.models.sampling import Sampler, request_grammar, sample_rows
 from labdesk.models.types import FinishReason, GenRequest, GenResult
 
@@ -42,7 +43,6 @@ class _Slot:
     limit: int  # max tokens to generate
     generated: int = 0
     last: int = -1  # sampled token waiting to be decoded
-    row: int = -1  # this slot's row of the current batch's logits, -1 if none
     # Decoded incrementally, so each token costs the same however long the answer grows; a
     # multi-byte character split across tokens waits in the decoder until it is whole.
     _decoder: codecs.IncrementalDecoder = field(
@@ -108,28 +108,25 @@ class BatchDecoder(Decoding):
         try:
             self.load_prefix()
             while pending or self.slots:
-                if self.cancel is not None and self.cancel.is_set():
-                    yield from self._cancel_all(pending)
-                    return
                 while free and pending:
                     index = pending.popleft()
                     seq, kept = self.take_slot(free, index)
                     self._start(index, seq, kept)
-                sampling = self._fill_batch()
-                self.decode()
-                tokens = sample_rows(self.logits(), [slot.sampler for slot in sampling])
-                for slot, token in zip(sampling, tokens, strict=True):
-                    slot.last = token
-                for seq, slot in list(self.slots.items()):
-                    if slot.row < 0:
-                        continue
-                    reason = self._accept(slot, slot.last)
-                    if reason is None:
-                        yield slot.index, None
-                        continue
-                    result = self._finish(slot, reason)
-                    free.append(seq)
-                    yield slot.index, result
+                for call in self._calls():
+                    if self.cancel is not None and self.cancel.is_set():
+                        yield from self._cancel_all(pending)
+                        return
+                    sampling = self._fill_batch(call)
+                    self.decode()
+                    tokens = sample_rows(self.logits(), [slot.sampler for slot in sampling])
+                    for slot, token in zip(sampling, tokens, strict=True):
+                        reason = self._accept(slot, token)
+                        if reason is None:
+                            slot.last = token
+                            yield slot.index, None
+                        else:
+                            free.append(slot.seq)
+                            yield slot.index, self._finish(slot, reason)
         finally:
             for slot in self.slots.values():
                 slot.sampler.close()
@@ -149,40 +146,44 @@ class BatchDecoder(Decoding):
             limit=min(request.max_tokens, self.engine.n_ctx - len(tokens)),
         )
 
-    def _fill_batch(self) -> list[_Slot]:
-        """One token for every generating slot, then prompt chunks in the room that is left.
+    def _calls(self) -> list[list[_Slot]]:
+        """This step's decode calls: the next token of every generating slot and the next
+        prompt chunk (a batch's worth) of every other, grouped into calls of one chunk length.
 
-        Returns the slots to sample after this batch, in the order of their logits' rows.
-        Rows go in sequence-id order: llama.cpp splits a multi-stream batch into micro-batches
+        Slots go in sequence-id order: llama.cpp splits a multi-stream batch into micro-batches
         of consecutive sequence ids, so any other order would cut it into more, smaller ones.
         """
+        ordered = [slot for _, slot in sorted(self.slots.items())]
+        room = self.batch.capacity
+        lengths = [min(len(slot.feed), room) if len(slot.feed) else 1 for slot in ordered]
+        calls = equal_length_calls(lengths, [1] * len(ordered), tokens=room, logits=room)
+        return [[ordered[i] for i in call] for call in calls]
+
+    def _fill_batch(self, call: list[_Slot]) -> list[_Slot]:
+        """Put each slot's chunk in the batch; returns the slots to sample after this call (those
+        that decode a generated token or their prompt's last one), in the order of their rows."""
         batch = self.batch
         batch.clear()
-        ordered = sorted(self.slots.items())
-        generating = [slot for _, slot in ordered if not len(slot.feed)]
-        if generating:
+        if all(not len(slot.feed) for slot in call):  # a decoding step: one slice per field
             batch.add_each(
-                [slot.seq for slot in generating],
-                [slot.last for slot in generating],
-                [slot.pos for slot in generating],
+                [slot.seq for slot in call],
+                [slot.last for slot in call],
+                [slot.pos for slot in call],
             )
-        for row, slot in enumerate(generating):
-            slot.row = row
-            slot.pos += 1
-        sampling = list(generating)
-        for _, slot in ordered:
-            if not len(slot.feed):
-                continue
-            slot.row = -1
-            if not batch.room:
-                continue
-            chunk, slot.feed = slot.feed[: batch.room], slot.feed[batch.room :]
-            # the prompt's last token: its logits give the first answer token
+            for slot in call:
+                slot.pos += 1
+            return call
+        sampling = []
+        for slot in call:
+            if len(slot.feed):
+                chunk, slot.feed = slot.feed[: batch.capacity], slot.feed[batch.capacity :]
+            else:
+                chunk = as_tokens([slot.last])
+            # a generated token or the prompt's last: its logits give the next answer token
             last = not len(slot.feed)
             batch.add(slot.seq, chunk, slot.pos, _last_only(len(chunk)) if last else False)
             slot.pos += len(chunk)
             if last:
-                slot.row = batch.outputs - 1
                 sampling.append(slot)
         return sampling
 

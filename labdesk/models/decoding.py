@@ -1,15 +1,26 @@
 """What generation and scoring share: requests spread over the engine's sequences, each
-starting from the longest prefix of its tokens any sequence holds, and one `llama_decode` call
-per step for every sequence at once.
+starting from the longest prefix of its tokens any sequence holds, and `llama_decode` calls that
+advance many sequences at once.
 
 The prefix every request of a call shares is computed once, first, into a spare sequence, so
 requests starting together need not each compute it (see kvcache.py for the bookkeeping).
+
+A request's numbers depend on its own tokens (and the prefix it starts from), never on what is
+decoded beside it. llama.cpp computes a call over several sequences in micro-batches that take
+the same number of tokens from each, so a chunk next to a shorter one is cut where its
+neighbour ends, and how a sequence's tokens are cut changes its numbers: attention over one
+query token takes another kernel than over several, and flash attention sums block by block.
+On SmolLM2 Q4_1 a logit moved by up to 1.2, and a resumed run, which skips the requests it has
+cached, drew other replies than an uninterrupted one. So each sequence is cut into chunks by its
+own positions alone, and a call holds chunks of one length (`equal_length_calls`), which
+llama.cpp computes whole, bit for bit as alone.
 """
 
 from __future__ import annotations
 
 import ctypes
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from labdesk.errors import ModelError
@@ -24,6 +35,26 @@ if TYPE_CHECKING:
 
 # A shared prefix shorter than this is not worth the extra decode call.
 MIN_SHARED_PREFIX = 16
+
+
+def equal_length_calls(
+    lengths: Sequence[int], rows: Sequence[int], *, tokens: int, logits: int
+) -> list[list[int]]:
+    """Chunks grouped into decode calls: each chunk i has `lengths[i]` tokens and `rows[i]` rows
+    of logits; every call's chunks have one length, and it holds at most `tokens` tokens and
+    `logits` rows. Returns each call's chunk indices, calls in the order of their first chunk."""
+    calls: list[list[int]] = []
+    room: list[tuple[int, int]] = []  # per call: tokens and rows it can still take
+    filling: dict[int, int] = {}  # chunk length -> the call taking chunks of that length
+    for index, (length, row) in enumerate(zip(lengths, rows, strict=True)):
+        at = filling.get(length)
+        if at is None or room[at][0] < length or room[at][1] < row:
+            at = filling[length] = len(calls)
+            calls.append([])
+            room.append((tokens, logits))
+        calls[at].append(index)
+        room[at] = (room[at][0] - length, room[at][1] - row)
+    return calls
 
 
 class Decoding:

@@ -2,9 +2,10 @@
 
 Requests run batched over the engine's sequences like generation, with the same longest-prefix
 reuse (many requests share a long prompt and differ in their continuation: the prompt is
-computed once). A request's tokens are decoded up to the continuation's next-to-last token,
-with logits from the prompt's last token on; what its sequence then holds stays in the KV
-book for later calls to share, as after generation.
+computed once) and the same rule for cutting them into calls (decoding.py): a request's scores
+do not depend on what is scored beside it. A request's tokens are decoded up to the
+continuation's next-to-last token, with logits from the prompt's last token on; what its
+sequence then holds stays in the KV book for later calls to share, as after generation.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from labdesk.errors import Cancelled, ModelError
-from labdesk.models.decoding import Decoding
+from labdesk.models.decoding import Decoding, equal_length_calls
 from labdesk.models.kvcache import common_len
 from labdesk.models.types import ScoreRequest, ScoreResult
 
@@ -37,6 +38,22 @@ class _Lane:
     index: int
     pos: int  # next position to decode
     logprobs: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Tokens start..stop-1 of request `index` on sequence `seq`, with logits from
+    `first_scored` on."""
+
+    seq: int
+    index: int
+    start: int
+    stop: int
+    first_scored: int
+
+    @property
+    def rows(self) -> int:
+        return max(0, self.stop - self.first_scored)
 
 
 class ScoreDecoder(Decoding):
@@ -80,48 +97,65 @@ class ScoreDecoder(Decoding):
         if pending:
             self.load_prefix()
         while pending or lanes:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("scoring stopped")
             while free and pending:
                 index = pending.popleft()
                 seq, kept = self.take_slot(free, index)
                 lanes[seq] = _Lane(index, kept)
-            placed, targets = self._fill(lanes)
-            self.decode()
-            logprobs = log_softmax_at(self.logits(), targets) if len(targets) else []
-            taken = 0
-            for seq, rows in placed:
-                lane = lanes[seq]
-                tokens, split = self.tokens[lane.index], self.splits[lane.index]
-                lane.logprobs += logprobs[taken : taken + rows]
-                taken += rows
-                if lane.pos == len(tokens) - 1:
-                    results[lane.index] = ScoreResult(tokens[split:].tolist(), lane.logprobs, split)
-                    del lanes[seq]
-                    free.append(seq)
+            for call in self._calls(lanes):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("scoring stopped")
+                targets = self._fill(call)
+                self.decode()
+                logprobs = log_softmax_at(self.logits(), targets) if len(targets) else []
+                taken = 0
+                for chunk in call:
+                    lane = lanes[chunk.seq]
+                    lane.logprobs += logprobs[taken : taken + chunk.rows]
+                    taken += chunk.rows
+                    lane.pos = chunk.stop
+                    tokens, split = self.tokens[lane.index], self.splits[lane.index]
+                    if lane.pos == len(tokens) - 1:
+                        results[lane.index] = ScoreResult(
+                            tokens[split:].tolist(), lane.logprobs, split
+                        )
+                        del lanes[chunk.seq]
+                        free.append(chunk.seq)
         return [results[i] for i in range(len(self.tokens))]
 
-    def _fill(self, lanes: dict[int, _Lane]) -> tuple[list[tuple[int, int]], npt.NDArray[np.int32]]:
-        """Each lane's next chunk, in sequence-id order (see batch.py), with at most
-        MAX_LOGIT_ROWS rows of logits in all. Returns (sequence, rows of logits) per lane
-        placed, and the tokens those rows predict, in batch order."""
+    def _calls(self, lanes: dict[int, _Lane]) -> list[list[_Chunk]]:
+        """This step's decode calls: every lane's next chunk, in sequence-id order (see
+        batch.py), grouped into calls of one chunk length and at most MAX_LOGIT_ROWS rows."""
+        chunks = [self._next_chunk(seq, lane) for seq, lane in sorted(lanes.items())]
+        calls = equal_length_calls(
+            [c.stop - c.start for c in chunks],
+            [c.rows for c in chunks],
+            tokens=self.batch.capacity,
+            logits=MAX_LOGIT_ROWS,
+        )
+        return [[chunks[i] for i in call] for call in calls]
+
+    def _next_chunk(self, seq: int, lane: _Lane) -> _Chunk:
+        """The lane's next tokens to decode, cut by its own positions alone: at most a batch's
+        worth, with logits from the prompt's last token on, at most MAX_LOGIT_ROWS of them."""
+        tokens, split = self.tokens[lane.index], self.splits[lane.index]
+        start = lane.pos
+        first_scored = max(start, split - 1)
+        stop = min(len(tokens) - 1, start + self.batch.capacity, first_scored + MAX_LOGIT_ROWS)
+        return _Chunk(seq, lane.index, start, stop, first_scored)
+
+    def _fill(self, call: list[_Chunk]) -> npt.NDArray[np.int32]:
+        """Put the call's chunks in the batch; returns the tokens their rows of logits predict,
+        in batch order."""
         self.batch.clear()
-        budget = MAX_LOGIT_ROWS
-        placed, targets = [], []
-        for seq, lane in sorted(lanes.items()):
-            tokens, split = self.tokens[lane.index], self.splits[lane.index]
-            start = lane.pos
-            first_scored = max(start, split - 1)
-            stop = min(len(tokens) - 1, start + self.batch.room, first_scored + budget)
-            if stop <= start:
-                continue
-            self.batch.add(seq, tokens[start:stop], start, np.arange(start, stop) >= split - 1)
-            rows = max(0, stop - first_scored)
-            budget -= rows
-            targets.append(tokens[first_scored + 1 : first_scored + 1 + rows])
-            placed.append((seq, rows))
-            lane.pos = stop
-        return placed, np.concatenate(targets) if targets else np.zeros(0, dtype=np.int32)
+        targets = []
+        for chunk in call:
+            tokens, split = self.tokens[chunk.index], self.splits[chunk.index]
+            start, stop = chunk.start, chunk.stop
+            self.batch.add(
+                chunk.seq, tokens[start:stop], start, np.arange(start, stop) >= split - 1
+            )
+            targets.append(tokens[chunk.first_scored + 1 : chunk.first_scored + 1 + chunk.rows])
+        return np.concatenate(targets) if targets else np.zeros(0, dtype=np.int32)
 
 
 def log_softmax_at(logits: npt.NDArray[np.float32], targets: npt.NDArray[np.int32]) -> list[float]:
