@@ -41,10 +41,6 @@ class TokenBatch:
         self.struct.seq_id = _pointer(self._seq_ptrs, ctypes.POINTER(llama_cpp.llama_seq_id))
         self.struct.logits = _pointer(self.logits, ctypes.c_int8)
 
-    @property
-    def room(self) -> int:
-        return self.capacity - self.n
-
     def clear(self) -> None:
         self.n = 0
         self.outputs = 0
