@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 from pathlib import Path
 
 import psutil
@@ -26,7 +25,6 @@ from labdesk.workspace import Workspace
 
 process = psutil.Process()
 rss: dict[str, int] = {"peak": 0}
-cancel = threading.Event()
 
 
 def reporter(event: Event) -> None:
@@ -35,7 +33,9 @@ def reporter(event: Event) -> None:
         rss[event.step] = now
         if event.step == "mix":
             rss["engines_cached"] = len(engine._CACHE)
-            cancel.set()  # stop once mix is done: the measurement is over
+            # The measurement is over. Stop before mix runs: whether the teacher's few drafts
+            # passed the judge is not what this script measures.
+            raise Cancelled("measured")
     elif event.stage == "generate" and "generate" in rss:
         rss["peak"] = max(rss["peak"], now)
 
@@ -44,7 +44,5 @@ if os.environ.get("KEEP_ENGINES") == "1":
     engine.release_all = lambda: None
 recipe = load_recipe("tiny", sys.argv[2:])
 with contextlib.suppress(Cancelled):
-    run_flow(
-        recipe, Workspace.open(), taxonomy_root=Path(sys.argv[1]), reporter=reporter, cancel=cancel
-    )
+    run_flow(recipe, Workspace.open(), taxonomy_root=Path(sys.argv[1]), reporter=reporter)
 print(json.dumps(rss))
