@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from rich.console import Console
 
 from labdesk.cli.render import ProgressRenderer
+from labdesk.evaluate.report import ACCURACY
 from labdesk.events import Event
 
 LEAVES = [
@@ -66,3 +68,23 @@ def test_a_terminal_gets_one_line_per_stage() -> None:
         assert train.fields["now"] == "knowledge_1 · loss 2.000"
         assert train.fields["clock"].endswith("eta 0:00")
     assert "generate: …/writing/freeform/haiku: 6 accepted" in out.getvalue()
+
+
+def test_an_evaluation_without_verdicts_prints_no_verdict_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A report saved before rows carried verdicts: its table, and no "improved: none" lines."""
+    from labdesk.cli.evaltable import print_evaluation
+
+    scores = {"base": (0.1, 20, 0.03, 0.3), "tuned": (0.4, 20, 0.2, 0.6)}
+    row = {
+        role: dict(zip(("value", "n", "low", "high"), s, strict=True)) for role, s in scores.items()
+    }
+    print_evaluation(
+        [{"leaf": "knowledge/geography/kelderwick", "metric": ACCURACY, **row, "delta": 0.3}],
+        [],
+        "old run",
+    )
+    out = capsys.readouterr().out
+    assert "kelderwick" in out and "40%" in out
+    assert "improved" not in out and "no clear change" not in out

@@ -38,6 +38,8 @@ def print_evaluation(
                 escape(mark(example["tuned"])),
             )
         console.print(before)
+    if not any(row.get("verdict") for row in rows):
+        return  # a report saved before verdicts existed: no line would say anything
     for verdict, label in (
         (IMPROVED, "[green]improved[/]"),
         (REGRESSED, "[red]regressed[/]"),
