@@ -390,6 +390,12 @@ class Recipe(_Section):
     system_prompt: str = (
         "I am a helpful assistant, trained with the LAB method. I answer carefully and honestly."
     )
+    skip_leaves: list[str] = Field(
+        [],
+        description="Leaves (paths, or folders holding leaves) `labdesk run` leaves out: "
+        "skills the teacher cannot write well. Bad samples the judges pass teach the student "
+        "worse than none (measured in recipes/demo.yaml).",
+    )
     engine: EngineSettings = Field(default_factory=EngineSettings)
     remote: RemoteSettings = Field(default_factory=RemoteSettings)
     generate: GenerateSettings = Field(default_factory=GenerateSettings)

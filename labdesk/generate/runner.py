@@ -327,14 +327,21 @@ def _chunks(leaf: Leaf, models: Models, chunk_tokens: int, ws: Workspace) -> lis
 
 
 def _prune_stale(paths: RunPaths, known: set[str], reporter: Reporter) -> None:
-    """Leaves gone from the taxonomy: their generated data goes too (it is derived data)."""
+    """Leaves gone from the taxonomy (or left out by the recipe): their generated data goes
+    too (it is derived data)."""
     if not paths.generated.is_dir():
         return
     for manifest in sorted(paths.generated.glob("*.manifest.json")):
         slug = manifest.name.removesuffix(".manifest.json")
         if slug not in known:
             LeafFiles(paths, slug).remove()
-            reporter(Event(_STAGE, "message", f"removed data of {slug}: no longer in the taxonomy"))
+            reporter(
+                Event(
+                    _STAGE,
+                    "message",
+                    f"removed data of {slug}: no longer a leaf of the run's taxonomy",
+                )
+            )
 
 
 def _merged_report(paths: RunPaths, report: GenerationReport) -> GenerationReport:

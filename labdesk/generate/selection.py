@@ -15,12 +15,7 @@ def select_leaves(all_leaves: Sequence[Leaf], wanted: Sequence[str] | None) -> l
         return list(all_leaves)
     chosen: list[Leaf] = []
     for item in wanted:
-        prefix = item.strip("/")
-        matched = [
-            leaf
-            for leaf in all_leaves
-            if leaf.path == prefix or leaf.path.startswith(prefix + "/") or str(leaf.file) == item
-        ]
+        matched = [leaf for leaf in all_leaves if is_under(leaf, item)]
         if not matched:
             raise ConfigError(
                 f"no leaf '{item}' in the taxonomy",
@@ -29,6 +24,12 @@ def select_leaves(all_leaves: Sequence[Leaf], wanted: Sequence[str] | None) -> l
             )
         chosen += [leaf for leaf in matched if leaf not in chosen]
     return chosen
+
+
+def is_under(leaf: Leaf, item: str) -> bool:
+    """Whether `item` (a leaf path, a folder holding leaves, or a qna.yaml file) names `leaf`."""
+    prefix = item.strip("/")
+    return leaf.path == prefix or leaf.path.startswith(prefix + "/") or str(leaf.file) == item
 
 
 def split_seeds(leaf: Leaf, held_out: int, seed: int) -> tuple[list[Seed], list[Seed]]:
