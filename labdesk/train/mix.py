@@ -168,7 +168,8 @@ def mix(
     for leaf in sorted(by_leaf):
         pool = [_with(s, system_prompt, _turns(s), "") for s in by_leaf[leaf]]
         phase3 += _resample(rng, pool, settings.skills_per_leaf)
-    rows.append(CompositionRow("skills", f"skills ({len(by_leaf)} leaves)", len(phase3)))
+    leaves = f"{len(by_leaf)} {'leaf' if len(by_leaf) == 1 else 'leaves'}"
+    rows.append(CompositionRow("skills", f"skills ({leaves})", len(phase3)))
     replay_k = _take(
         rng, phase1 + long_samples, round(settings.skills_knowledge_replay * len(phase1)), "#replay"
     )
