@@ -30,6 +30,7 @@ from labdesk.workspace import Workspace
 
 if TYPE_CHECKING:
     from labdesk.taxonomy import Taxonomy
+    from labdesk.taxonomy.leaves import Leaf
 
 STAGES = ("check", "generate", "mix", "train", "export", "evaluate")
 
@@ -234,10 +235,12 @@ def _without_skipped(taxonomy: Taxonomy, skip: list[str], reporter: Reporter) ->
     them: generation removes what an earlier run made of them)."""
     from labdesk.generate.selection import is_under
 
-    skipped = [leaf for leaf in taxonomy.leaves if any(is_under(leaf, item) for item in skip)]
+    skipped: list[Leaf] = []
+    kept: list[Leaf] = []
+    for leaf in taxonomy.leaves:
+        (skipped if any(is_under(leaf, item) for item in skip) else kept).append(leaf)
     if not skipped:
         return taxonomy
-    kept = [leaf for leaf in taxonomy.leaves if leaf not in skipped]
     if not kept:
         raise ConfigError(
             "the recipe's skip_leaves leaves out every leaf of the taxonomy",
