@@ -19,18 +19,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from labdesk.errors import Cancelled, ConfigError, ModelError, TaxonomyError
+from labdesk.errors import Cancelled, ModelError, TaxonomyError
 from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import read_jsonl, write_json
 from labdesk.recipes import Recipe
 from labdesk.runs import RunPaths
 from labdesk.workspace import Workspace
-
-if TYPE_CHECKING:
-    from labdesk.taxonomy import Taxonomy
-    from labdesk.taxonomy.leaves import Leaf
 
 STAGES = ("check", "generate", "mix", "train", "export", "evaluate")
 
@@ -99,6 +95,7 @@ def run_flow(
     cancel: threading.Event | None = None,
 ) -> FlowResult:
     """Run every stage that is not current; returns what ran and a summary of the results."""
+    from labdesk.generate.selection import without_skipped
     from labdesk.taxonomy import load_taxonomy
 
     run = RunPaths(ws.run_dir(run_name or recipe.name))
@@ -155,7 +152,9 @@ def run_flow(
             where=f"{first.file}:{first.line}:{first.col}",
             hint="see them all with `labdesk taxonomy check`",
         )
-    taxonomy = _without_skipped(taxonomy, recipe.skip_leaves, reporter)
+    taxonomy = replace(
+        taxonomy, leaves=without_skipped(taxonomy.leaves, recipe.skip_leaves, reporter, "run")
+    )
     leaves_key = _key(sorted((leaf.path, leaf.content_hash) for leaf in taxonomy.leaves))
     result.stages.append(StageOutcome("check", "ran", time.perf_counter() - began))
     state.mark("check", leaves_key, "done", time.perf_counter() - began)
@@ -228,28 +227,6 @@ def run_flow(
     stage("evaluate", eval_key, evaluate, restart=run.evaluation)
     result.summary = summarize(run, ws)
     return result
-
-
-def _without_skipped(taxonomy: Taxonomy, skip: list[str], reporter: Reporter) -> Taxonomy:
-    """The taxonomy less the recipe's `skip_leaves` (a run's generated data then holds none of
-    them: generation removes what an earlier run made of them)."""
-    from labdesk.generate.selection import is_under
-
-    skipped: list[Leaf] = []
-    kept: list[Leaf] = []
-    for leaf in taxonomy.leaves:
-        (skipped if any(is_under(leaf, item) for item in skip) else kept).append(leaf)
-    if not skipped:
-        return taxonomy
-    if not kept:
-        raise ConfigError(
-            "the recipe's skip_leaves leaves out every leaf of the taxonomy",
-            where=str(taxonomy.root),
-            hint="remove some of them from skip_leaves (`--set skip_leaves=[]` keeps all)",
-        )
-    paths = ", ".join(leaf.path for leaf in skipped)
-    reporter(Event("run", "message", f"left out by the recipe's skip_leaves: {paths}"))
-    return replace(taxonomy, leaves=kept)
 
 
 def check_memory(recipe: Recipe, ws: Workspace, run: RunPaths, stages: list[str]) -> None:

@@ -392,9 +392,9 @@ class Recipe(_Section):
     )
     skip_leaves: list[str] = Field(
         [],
-        description="Leaves (paths, or folders holding leaves) `labdesk run` leaves out: "
-        "skills the teacher cannot write well. Bad samples the judges pass teach the student "
-        "worse than none (measured in recipes/demo.yaml).",
+        description="Leaves (paths, or folders holding leaves) that `labdesk run`, `generate` "
+        "and `mix` leave out: skills the teacher cannot write well. Bad samples the judges "
+        "pass teach the student worse than none (measured in recipes/demo.yaml).",
     )
     engine: EngineSettings = Field(default_factory=EngineSettings)
     remote: RemoteSettings = Field(default_factory=RemoteSettings)

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 from labdesk.cli.main import build_parser
-from labdesk.fileio import write_jsonl
 from labdesk.runlock import hold_run
 from labdesk.runs import RunPaths
 from labdesk.taxonomy import load_taxonomy
+from tests.seeded_runs import write_seed_samples
 
 PACKAGE = Path(__file__).resolve().parents[1] / "labdesk"
 HINT = re.compile(r"`(labdesk(?: [^`]*)?)`")
@@ -171,18 +171,7 @@ def test_mixing_refuses_leaves_without_data_and_says_what_to_run(workspace_home:
     taxonomy = load_taxonomy(ws.ensure_taxonomy())
     run = RunPaths(ws.run_dir("partial"))
     skills = [leaf for leaf in taxonomy.leaves if leaf.kind != "knowledge"]
-    for leaf in skills:
-        rows = [
-            {
-                "messages": [
-                    {"role": "user", "content": seed.qa[0].question},
-                    {"role": "assistant", "content": seed.qa[0].answer},
-                ],
-                "metadata": {"leaf": leaf.path, "kind": leaf.kind, "id": f"{leaf.slug}-{i}"},
-            }
-            for i, seed in enumerate(leaf.seeds)
-        ]
-        write_jsonl(run.accepted(leaf.slug), rows)
+    write_seed_samples(run, skills)
     untrained = _labdesk("train", "partial", "--recipe", "tiny")
     assert untrained.returncode == 1 and "`labdesk mix partial`" in untrained.stderr
     (refused,) = _follow(untrained)  # `labdesk mix partial`: refused, naming the leaf

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from labdesk.cli.runargs import add_run_arguments, open_run
 
 if TYPE_CHECKING:
+    from labdesk.events import Reporter
+    from labdesk.recipes import Recipe
     from labdesk.workspace import Workspace
 
 
@@ -38,7 +40,7 @@ def _mix(args: argparse.Namespace) -> int:
         open_run(args, "labdesk mix", existing=True) as (recipe, run, ws),
         ProgressRenderer() as render,
     ):
-        leaves = [] if args.allow_missing else _leaves(args, ws)
+        leaves = [] if args.allow_missing else _leaves(args, ws, recipe, render)
         require_data(run, leaves)  # before the student answers its replay prompts
         own = student_replay(recipe, ws, render)
         composition = mix_run(
@@ -53,8 +55,10 @@ def _mix(args: argparse.Namespace) -> int:
     return 0
 
 
-def _leaves(args: argparse.Namespace, ws: Workspace) -> list[str]:
-    """The taxonomy's leaves: each must have accepted samples before mixing."""
+def _leaves(args: argparse.Namespace, ws: Workspace, recipe: Recipe, render: Reporter) -> list[str]:
+    """The taxonomy's leaves the recipe works on: each must have accepted samples to mix."""
+    from labdesk.generate.selection import without_skipped
     from labdesk.taxonomy import load_taxonomy
 
-    return [leaf.path for leaf in load_taxonomy(args.taxonomy or ws.ensure_taxonomy()).leaves]
+    leaves = load_taxonomy(args.taxonomy or ws.ensure_taxonomy()).leaves
+    return [leaf.path for leaf in without_skipped(leaves, recipe.skip_leaves, render, "mix")]

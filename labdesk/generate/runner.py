@@ -24,7 +24,7 @@ from labdesk.generate.leafrun import LeafRun
 from labdesk.generate.models import Models, load_models
 from labdesk.generate.pipelines import Pipeline, build_pipeline
 from labdesk.generate.report import GenerationReport, LeafReport
-from labdesk.generate.selection import select_leaves, split_seeds
+from labdesk.generate.selection import select_leaves, split_seeds, without_skipped
 from labdesk.generate.state import WRITER, LeafFiles
 from labdesk.generate.templates import templates_fingerprint
 from labdesk.runs import RunPaths
@@ -54,7 +54,9 @@ def run_generation(
 
     `leaves` are leaf paths (or folders holding leaves) inside the taxonomy; default: all.
     """
-    chosen = select_leaves(taxonomy.leaves, leaves)
+    chosen = without_skipped(
+        select_leaves(taxonomy.leaves, leaves), recipe.skip_leaves, reporter, _STAGE
+    )
     models = load_models(recipe, ws)
     if preview is not None:
         from labdesk.generate.preview import preview_leaves
@@ -69,7 +71,7 @@ def run_generation(
         models,
         ws=ws,
         prune=leaves is None,
-        known=[leaf.slug for leaf in taxonomy.leaves],
+        known=[leaf.slug for leaf in chosen],
         reporter=reporter,
         cancel=cancel,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from labdesk.errors import ConfigError
+from labdesk.events import Event, Reporter
 from labdesk.generate.candidates import derive_seed
 from labdesk.taxonomy.leaves import Leaf, Seed
 
@@ -30,6 +31,30 @@ def is_under(leaf: Leaf, item: str) -> bool:
     """Whether `item` (a leaf path, a folder holding leaves, or a qna.yaml file) names `leaf`."""
     prefix = item.strip("/")
     return leaf.path == prefix or leaf.path.startswith(prefix + "/") or str(leaf.file) == item
+
+
+def without_skipped(
+    leaves: Sequence[Leaf], skip: Sequence[str], reporter: Reporter, stage: str
+) -> list[Leaf]:
+    """`leaves` less those the recipe's `skip_leaves` names, each one reported.
+
+    Every command that generates or mixes applies it, so the run's data holds nothing of a
+    skipped leaf whichever way it was made (generation prunes what earlier runs made of it).
+    """
+    kept: list[Leaf] = []
+    skipped: list[Leaf] = []
+    for leaf in leaves:
+        (skipped if any(is_under(leaf, item) for item in skip) else kept).append(leaf)
+    if skipped and not kept:
+        raise ConfigError(
+            "the recipe's skip_leaves leaves out every leaf there was to work on: "
+            + ", ".join(leaf.path for leaf in skipped),
+            hint="remove some of them from skip_leaves (`--set skip_leaves=[]` keeps all)",
+        )
+    if skipped:
+        paths = ", ".join(leaf.path for leaf in skipped)
+        reporter(Event(stage, "message", f"left out by the recipe's skip_leaves: {paths}"))
+    return kept
 
 
 def split_seeds(leaf: Leaf, held_out: int, seed: int) -> tuple[list[Seed], list[Seed]]:

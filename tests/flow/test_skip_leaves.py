@@ -1,9 +1,12 @@
-"""A recipe's `skip_leaves`: `labdesk run` generates, mixes and trains without those leaves, and
-a run's generated data holds nothing of them (the tiny recipe, SmolLM2 as the teacher)."""
+"""A recipe's `skip_leaves`: `labdesk run`, `labdesk generate` and `labdesk mix` work without
+those leaves, and a run's generated data holds nothing of them (the tiny recipe, SmolLM2 as the
+teacher)."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,9 +15,12 @@ import pytest
 from labdesk.errors import Cancelled, ConfigError
 from labdesk.events import Event
 from labdesk.flow import run_flow
+from labdesk.generate import run_generation
 from labdesk.recipes import load_recipe
 from labdesk.runs import RunPaths
+from labdesk.taxonomy import load_taxonomy
 from labdesk.workspace import Workspace
+from tests.seeded_runs import write_seed_samples
 
 REPO = Path(__file__).resolve().parents[2]
 HAIKU = "compositional_skills/writing/freeform/haiku"
@@ -35,19 +41,72 @@ def test_skipping_every_leaf_is_one_clear_error(tmp_path: Path) -> None:
     assert "skip_leaves=[]" in (raised.value.hint or "")
 
 
-@pytest.mark.slow
-def test_a_skipped_leaf_is_neither_generated_nor_kept(
+def test_generating_only_skipped_leaves_is_one_clear_error(tmp_path: Path) -> None:
+    """`labdesk generate --leaf` naming a skipped leaf: refused before any model loads."""
+    recipe = load_recipe("tiny", [f"skip_leaves=[{HAIKU}]"])
+    taxonomy = load_taxonomy(_taxonomy(tmp_path / "t"))
+    ws = Workspace.open(tmp_path / "home")
+    with pytest.raises(ConfigError, match=f"every leaf there was to work on: {HAIKU}"):
+        run_generation(taxonomy, recipe, tmp_path / "run", ws=ws, leaves=[HAIKU])
+
+
+def test_labdesk_mix_needs_no_data_for_a_skipped_leaf(workspace_home: Path) -> None:
+    ws = Workspace.open()
+    run = RunPaths(ws.run_dir("partial"))
+    leaves = load_taxonomy(ws.ensure_taxonomy()).leaves
+    write_seed_samples(run, [leaf for leaf in leaves if leaf.kind != "knowledge"])
+
+    def mix(*overrides: str) -> subprocess.CompletedProcess[str]:
+        command = ["mix", "partial", "--recipe", "tiny", *(f"--set={o}" for o in overrides)]
+        return subprocess.run(
+            [sys.executable, "-m", "labdesk", *command], capture_output=True, text=True, timeout=300
+        )
+
+    refused = mix()
+    assert refused.returncode == 1 and "knowledge/" in refused.stderr
+    mixed = mix("skip_leaves=[knowledge]")
+    assert mixed.returncode == 0, mixed.stderr
+    assert "left out by the recipe's skip_leaves: knowledge/" in mixed.stdout + mixed.stderr
+    assert run.phase_data("skills").is_file()
+
+
+def _with_stale_haiku(
     tmp_path: Path, link_smollm2: Callable[[Path], None]
-) -> None:
+) -> tuple[Workspace, RunPaths, Path]:
+    """A workspace with SmolLM2, and the run `tiny` holding what an earlier run without
+    skip_leaves made of the haiku leaf (the returned path, less its suffix)."""
     home = tmp_path / "home"
     link_smollm2(home)
     ws = Workspace.open(home)
     run = RunPaths(ws.run_dir("tiny"))
-    # what an earlier run without skip_leaves made of the haiku leaf
     stale = run.generated / "compositional_skills__writing__freeform__haiku"
     run.generated.mkdir(parents=True)
     Path(f"{stale}.manifest.json").write_text("{}", encoding="utf-8")
     Path(f"{stale}.jsonl").write_text('{"messages": []}\n', encoding="utf-8")
+    return ws, run, stale
+
+
+@pytest.mark.slow
+def test_labdesk_generate_leaves_out_and_prunes_a_skipped_leaf(
+    tmp_path: Path, link_smollm2: Callable[[Path], None]
+) -> None:
+    ws, run, stale = _with_stale_haiku(tmp_path, link_smollm2)
+    messages: list[str] = []
+    recipe = load_recipe("tiny", [*QUICK, f"skip_leaves=[{HAIKU}]"])
+    taxonomy = load_taxonomy(_taxonomy(tmp_path / "t"))
+    report = run_generation(
+        taxonomy, recipe, run.root, ws=ws, reporter=lambda e: messages.append(e.message)
+    )
+    assert f"left out by the recipe's skip_leaves: {HAIKU}" in messages
+    assert [leaf.leaf for leaf in report.leaves] == [EMAIL]
+    assert not Path(f"{stale}.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_a_skipped_leaf_is_neither_generated_nor_kept(
+    tmp_path: Path, link_smollm2: Callable[[Path], None]
+) -> None:
+    ws, run, stale = _with_stale_haiku(tmp_path, link_smollm2)
     messages: list[str] = []
 
     def until_mix(event: Event) -> None:
