@@ -17,7 +17,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +152,9 @@ def run_flow(
             where=f"{first.file}:{first.line}:{first.col}",
             hint="see them all with `labdesk taxonomy check`",
         )
-    taxonomy = replace(
-        taxonomy, leaves=without_skipped(taxonomy.leaves, recipe.skip_leaves, reporter, "run")
-    )
-    leaves_key = _key(sorted((leaf.path, leaf.content_hash) for leaf in taxonomy.leaves))
+    # the leaves the run works on (generation reports and prunes the ones it leaves out)
+    kept = without_skipped(taxonomy.leaves, recipe.skip_leaves)
+    leaves_key = _key(sorted((leaf.path, leaf.content_hash) for leaf in kept))
     result.stages.append(StageOutcome("check", "ran", time.perf_counter() - began))
     state.mark("check", leaves_key, "done", time.perf_counter() - began)
 
@@ -185,7 +184,7 @@ def run_flow(
         from labdesk.train.mix import mix_run
         from labdesk.train.replay import student_replay
 
-        leaves = [leaf.path for leaf in taxonomy.leaves]
+        leaves = [leaf.path for leaf in kept]
         if recipe.mix.leaves_without_data == "refuse":
             require_data(run, leaves)  # before the student answers its replay prompts
         own = student_replay(recipe, ws, reporter, cancel)

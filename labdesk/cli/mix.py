@@ -61,4 +61,7 @@ def _leaves(args: argparse.Namespace, ws: Workspace, recipe: Recipe, render: Rep
     from labdesk.taxonomy import load_taxonomy
 
     leaves = load_taxonomy(args.taxonomy or ws.ensure_taxonomy()).leaves
-    return [leaf.path for leaf in without_skipped(leaves, recipe.skip_leaves, render, "mix")]
+    return [
+        leaf.path
+        for leaf in without_skipped(leaves, recipe.skip_leaves, reporter=render, stage="mix")
+    ]

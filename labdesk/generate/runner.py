@@ -54,27 +54,19 @@ def run_generation(
 
     `leaves` are leaf paths (or folders holding leaves) inside the taxonomy; default: all.
     """
-    chosen = without_skipped(
-        select_leaves(taxonomy.leaves, leaves), recipe.skip_leaves, reporter, _STAGE
+    kept = without_skipped(
+        select_leaves(taxonomy.leaves, leaves), recipe.skip_leaves, reporter=reporter
     )
     models = load_models(recipe, ws)
     if preview is not None:
         from labdesk.generate.preview import preview_leaves
 
         return preview_leaves(
-            chosen, recipe, models, ws=ws, count=preview, reporter=reporter, cancel=cancel
+            kept, recipe, models, ws=ws, count=preview, reporter=reporter, cancel=cancel
         )
-    return generate_leaves(
-        chosen,
-        recipe,
-        run_dir,
-        models,
-        ws=ws,
-        prune=leaves is None,
-        known=[leaf.slug for leaf in chosen],
-        reporter=reporter,
-        cancel=cancel,
-    )
+    if leaves is None:  # the whole taxonomy: the run keeps data of no other leaf
+        _prune(RunPaths(run_dir), taxonomy, kept, reporter)
+    return generate_leaves(kept, recipe, run_dir, models, ws=ws, reporter=reporter, cancel=cancel)
 
 
 # -- generation --------------------------------------------------------------------------------
@@ -87,8 +79,6 @@ def generate_leaves(
     models: Models,
     *,
     ws: Workspace,
-    prune: bool = False,
-    known: Sequence[str] = (),
     reporter: Reporter = null_reporter,
     cancel: threading.Event | None = None,
 ) -> GenerationReport:
@@ -96,8 +86,6 @@ def generate_leaves(
     paths = RunPaths(run_dir)
     started = time.perf_counter()
     reporter(Event(_STAGE, "start", f"{len(leaves)} leaves", total=len(leaves), done=0))
-    if prune:
-        _prune_stale(paths, set(known), reporter)
     reports = []
     try:
         for number, leaf in enumerate(leaves):
@@ -328,22 +316,25 @@ def _chunks(leaf: Leaf, models: Models, chunk_tokens: int, ws: Workspace) -> lis
     return chunks
 
 
-def _prune_stale(paths: RunPaths, known: set[str], reporter: Reporter) -> None:
-    """Leaves gone from the taxonomy (or left out by the recipe): their generated data goes
-    too (it is derived data)."""
+def _prune(paths: RunPaths, taxonomy: Taxonomy, kept: Sequence[Leaf], reporter: Reporter) -> None:
+    """Generated data of leaves the run no longer works on goes (it is derived data). A leaf
+    gone from the taxonomy loses its reply cache too; a leaf the recipe's `skip_leaves` left
+    out keeps it, so taking it back in costs the teacher nothing for unchanged requests."""
     if not paths.generated.is_dir():
         return
+    in_taxonomy = {leaf.slug for leaf in taxonomy.leaves}
+    working = {leaf.slug for leaf in kept}
     for manifest in sorted(paths.generated.glob("*.manifest.json")):
         slug = manifest.name.removesuffix(".manifest.json")
-        if slug not in known:
+        if slug not in in_taxonomy:
             LeafFiles(paths, slug).remove()
-            reporter(
-                Event(
-                    _STAGE,
-                    "message",
-                    f"removed data of {slug}: no longer a leaf of the run's taxonomy",
-                )
-            )
+            why = "no longer a leaf of the run's taxonomy"
+        elif slug not in working:
+            LeafFiles(paths, slug).reset()
+            why = "left out by the recipe's skip_leaves (its teacher replies stay cached)"
+        else:
+            continue
+        reporter(Event(_STAGE, "message", f"removed the samples of {slug}: {why}"))
 
 
 def _merged_report(paths: RunPaths, report: GenerationReport) -> GenerationReport:

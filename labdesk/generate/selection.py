@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from labdesk.errors import ConfigError
-from labdesk.events import Event, Reporter
+from labdesk.events import Event, Reporter, null_reporter
 from labdesk.generate.candidates import derive_seed
 from labdesk.taxonomy.leaves import Leaf, Seed
 
@@ -34,7 +34,11 @@ def is_under(leaf: Leaf, item: str) -> bool:
 
 
 def without_skipped(
-    leaves: Sequence[Leaf], skip: Sequence[str], reporter: Reporter, stage: str
+    leaves: Sequence[Leaf],
+    skip: Sequence[str],
+    *,
+    reporter: Reporter = null_reporter,
+    stage: str = "generate",
 ) -> list[Leaf]:
     """`leaves` less those the recipe's `skip_leaves` names, each one reported.
 

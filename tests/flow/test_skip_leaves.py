@@ -79,11 +79,17 @@ def _with_stale_haiku(
     link_smollm2(home)
     ws = Workspace.open(home)
     run = RunPaths(ws.run_dir("tiny"))
-    stale = run.generated / "compositional_skills__writing__freeform__haiku"
-    run.generated.mkdir(parents=True)
+    return ws, run, _stale(run, "compositional_skills__writing__freeform__haiku")
+
+
+def _stale(run: RunPaths, slug: str) -> Path:
+    """A leaf's manifest, samples and reply cache, as an earlier generation left them."""
+    stale = run.generated / slug
+    (run.generated / ".cache").mkdir(parents=True, exist_ok=True)
     Path(f"{stale}.manifest.json").write_text("{}", encoding="utf-8")
     Path(f"{stale}.jsonl").write_text('{"messages": []}\n', encoding="utf-8")
-    return ws, run, stale
+    (run.generated / ".cache" / f"{slug}.jsonl").write_text("{}\n", encoding="utf-8")
+    return stale
 
 
 @pytest.mark.slow
@@ -91,6 +97,7 @@ def test_labdesk_generate_leaves_out_and_prunes_a_skipped_leaf(
     tmp_path: Path, link_smollm2: Callable[[Path], None]
 ) -> None:
     ws, run, stale = _with_stale_haiku(tmp_path, link_smollm2)
+    gone = _stale(run, "knowledge__gone")
     messages: list[str] = []
     recipe = load_recipe("tiny", [*QUICK, f"skip_leaves=[{HAIKU}]"])
     taxonomy = load_taxonomy(_taxonomy(tmp_path / "t"))
@@ -99,7 +106,12 @@ def test_labdesk_generate_leaves_out_and_prunes_a_skipped_leaf(
     )
     assert f"left out by the recipe's skip_leaves: {HAIKU}" in messages
     assert [leaf.leaf for leaf in report.leaves] == [EMAIL]
+    # the skipped leaf's samples go and its teacher replies stay, for when it is taken back in
     assert not Path(f"{stale}.jsonl").exists()
+    assert (run.generated / ".cache" / f"{stale.name}.jsonl").exists()
+    # a leaf gone from the taxonomy loses everything
+    assert not any(run.generated.rglob(f"{gone.name}*"))
+    assert f"removed the samples of {gone.name}: no longer a leaf of the run's taxonomy" in messages
 
 
 @pytest.mark.slow
