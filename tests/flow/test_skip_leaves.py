@@ -4,6 +4,7 @@ teacher)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -133,3 +134,33 @@ def test_a_skipped_leaf_is_neither_generated_nor_kept(
     started = sorted(p.name for p in run.generated.glob("*.manifest.json"))
     assert started == ["compositional_skills__writing__freeform__email_tone.manifest.json"]
     assert not Path(f"{stale}.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_a_leaf_taken_back_in_is_answered_from_its_cache(
+    tmp_path: Path, link_smollm2: Callable[[Path], None]
+) -> None:
+    """Skipping a leaf and then taking it back in: its samples come back without one more
+    request to the teacher or the judge."""
+    home = tmp_path / "home"
+    link_smollm2(home)
+    ws = Workspace.open(home)
+    run = RunPaths(ws.run_dir("tiny"))
+    taxonomy = load_taxonomy(_taxonomy(tmp_path / "t"))
+    slug = "compositional_skills__writing__freeform__haiku"
+    cache = run.generated / ".cache" / f"{slug}.jsonl"
+
+    def generate(*overrides: str) -> list[list[dict[str, str]]]:
+        run_generation(taxonomy, load_recipe("tiny", [*QUICK, *overrides]), run.root, ws=ws)
+        files = [run.accepted(slug), run.rejected(slug)]
+        rows = [
+            json.loads(line) for f in files if f.exists() for line in f.read_text().splitlines()
+        ]
+        return sorted((row["messages"] for row in rows), key=json.dumps)
+
+    decided = generate()
+    written = cache.stat().st_mtime_ns
+    assert decided
+    assert generate(f"skip_leaves=[{HAIKU}]") == []
+    assert generate() == decided
+    assert cache.stat().st_mtime_ns == written  # nothing was asked again, nothing written
