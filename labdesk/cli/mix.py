@@ -11,6 +11,7 @@ from labdesk.cli.runargs import add_run_arguments, open_run
 if TYPE_CHECKING:
     from labdesk.events import Reporter
     from labdesk.recipes import Recipe
+    from labdesk.runs import RunPaths
     from labdesk.workspace import Workspace
 
 
@@ -40,7 +41,8 @@ def _mix(args: argparse.Namespace) -> int:
         open_run(args, "labdesk mix", existing=True) as (recipe, run, ws),
         ProgressRenderer() as render,
     ):
-        leaves = [] if args.allow_missing else _leaves(args, ws, recipe, render)
+        kept = _leaves(args, ws, recipe, run, render)
+        leaves = [] if args.allow_missing else kept
         require_data(run, leaves)  # before the student answers its replay prompts
         own = student_replay(recipe, ws, render)
         composition = mix_run(
@@ -55,13 +57,25 @@ def _mix(args: argparse.Namespace) -> int:
     return 0
 
 
-def _leaves(args: argparse.Namespace, ws: Workspace, recipe: Recipe, render: Reporter) -> list[str]:
-    """The taxonomy's leaves the recipe works on: each must have accepted samples to mix."""
+def _leaves(
+    args: argparse.Namespace, ws: Workspace, recipe: Recipe, run: RunPaths, render: Reporter
+) -> list[str]:
+    """The taxonomy's leaves the recipe works on. A leaf its `skip_leaves` leaves out must
+    hold no samples in the run: generation removes them, and mixing them would train it."""
+    from labdesk.errors import ConfigError
     from labdesk.generate.selection import without_skipped
     from labdesk.taxonomy import load_taxonomy
 
     leaves = load_taxonomy(args.taxonomy or ws.ensure_taxonomy()).leaves
-    return [
-        leaf.path
-        for leaf in without_skipped(leaves, recipe.skip_leaves, reporter=render, stage="mix")
-    ]
+    kept = without_skipped(leaves, recipe.skip_leaves, reporter=render, stage="mix")
+    working = {leaf.slug for leaf in kept}
+    held = [x.path for x in leaves if x.slug not in working and run.accepted(x.slug).exists()]
+    if held:
+        raise ConfigError(
+            f"the run still holds samples of {', '.join(held)}, which the recipe's skip_leaves "
+            "leaves out",
+            where=str(run.generated),
+            hint=f"`labdesk generate {run.root.name}` removes them (their teacher replies stay "
+            "cached)",
+        )
+    return [leaf.path for leaf in kept]

@@ -65,6 +65,11 @@ def test_labdesk_mix_needs_no_data_for_a_skipped_leaf(workspace_home: Path) -> N
 
     refused = mix()
     assert refused.returncode == 1 and "knowledge/" in refused.stderr
+    # a skipped leaf whose samples the run still holds: mixing would train it
+    held = mix(f"skip_leaves=[knowledge,{HAIKU}]")
+    assert held.returncode == 1
+    assert f"the run still holds samples of {HAIKU}" in held.stderr
+    assert "`labdesk generate partial`" in held.stderr
     mixed = mix("skip_leaves=[knowledge]")
     assert mixed.returncode == 0, mixed.stderr
     assert "left out by the recipe's skip_leaves: knowledge/" in mixed.stdout + mixed.stderr
