@@ -6,7 +6,8 @@ the same samples (the demo: 561 in its three phases, 374 different), and a resum
 them again, so each sample's targets are kept in a small file under the run's train folder,
 keyed by the model and the sample's tokens, and computed in batches. The run's log shows the
 cost: in the demo, 25 s in the first phase for 365 samples (between its "bf16" and
-"self-replay" lines), and the later phases find all of theirs already computed.
+"self-replay" lines), and the later phases find all of theirs already computed. Processes
+training together (`labdesk train --nproc N`) each compute a share and read the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import atomic_writer
 from labdesk.train.data import Tokenized
+from labdesk.train.distributed import ALONE, World
 
 BaseLogprobs = Callable[[list[Tokenized]], Iterator[tuple[int, np.ndarray, np.ndarray]]]
 """From a backend, for each sample in any order: its index, and at its `predicting` positions
@@ -81,6 +83,7 @@ def with_base_targets(
     reporter: Reporter = null_reporter,
     phase: str | None = None,
     cache: TargetCache | None = None,
+    world: World = ALONE,
 ) -> list[Tokenized]:
     """The self-replay samples with soft targets, when `train.self_replay_targets` asks for the
     base's distribution; other samples unchanged."""
@@ -88,17 +91,28 @@ def with_base_targets(
         return items
     own = [i for i, t in enumerate(items) if t.distill]
     found = {i: cache.get(items[i]) if cache else None for i in own}
-    todo = [i for i in own if found[i] is None]
-    for n, top_ids, top_logp in base_logprobs([items[i] for i in todo]) if todo else ():
-        found[todo[n]] = made = with_rest(top_ids, top_logp)
-        if cache:
-            cache.put(items[todo[n]], made)
+    missing = [i for i in own if found[i] is None]
+
+    def compute(todo: list[int]) -> None:
+        for n, top_ids, top_logp in base_logprobs([items[i] for i in todo]) if todo else ():
+            found[todo[n]] = made = with_rest(top_ids, top_logp)
+            if cache:
+                cache.put(items[todo[n]], made)
+
+    if cache and not world.alone:
+        # Several processes on one machine: each computes and writes its share of the cache,
+        # then reads the others' (each rank computing all of them cost size times the work).
+        world.barrier()  # all have read the cache before any writes: the same `missing` on each
+        compute(world.share(missing))
+        world.barrier()
+        found.update({i: cache.get(items[i]) for i in missing if found[i] is None})
+    compute([i for i in missing if found[i] is None])  # alone, or a share another could not write
     out = list(items)
     for i in own:
         ids, logp = found[i]  # type: ignore[misc]
         out[i] = items[i].with_soft(ids, logp)
     tokens = sum(len(items[i].predicting) for i in own)
-    reused = f", {len(own) - len(todo)} of them already computed" if len(todo) < len(own) else ""
+    reused = f", {len(own) - len(missing)} of them already computed" if missing != own else ""
     message = (
         f"self-replay learns the base model's distribution at {tokens} tokens of {len(own)} "
         f"samples{reused} (train.self_replay_targets)"

@@ -382,7 +382,7 @@ def train_phase(
             phase_dir.parent / "base-targets", f"torch {model_fingerprint(model_dir)} {autocast}"
         )
         items = with_base_targets(
-            items, settings.self_replay_targets, logprobs, reporter, phase.name, cache
+            items, settings.self_replay_targets, logprobs, reporter, phase.name, cache, world
         )
         model = with_lora(base, settings, init_adapter)
         stepper = TorchStepper(model, device, world=world, bf16_autocast=autocast)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -114,6 +115,63 @@ def test_targets_are_computed_once_per_model(tmp_path: Path, tokenizer: Any) -> 
     next(folder.glob("*.npz")).write_bytes(b"torn")
     with_base_targets(items, "distribution", fake_base, cache=TargetCache(folder, "a"))
     assert asked == [4, 4, 1]
+
+
+def _share_targets(rank: int, port: int, stories_dir: Path, folder: Path) -> None:
+    """One of two real gloo processes: its own stand-in base (different numbers on each rank),
+    the shared cache folder; records how many samples it computed and the targets it ended with."""
+    from transformers import AutoTokenizer
+
+    from labdesk.train.distributed import joined
+
+    items = replay_items(AutoTokenizer.from_pretrained(str(stories_dir)))
+    computed: list[int] = []
+
+    def own_base(todo: list[Tokenized]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        computed.append(len(todo))
+        rng = np.random.default_rng(100 + rank)
+        for n, item in enumerate(todo):
+            shape = (len(item.predicting), TOP_K)
+            yield n, rng.integers(0, 300, shape), np.log(rng.uniform(0.001, 0.02, shape))
+
+    environ = {"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank)}
+    os.environ.update({**environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    with joined(os.environ) as world:
+        out = with_base_targets(
+            items, "distribution", own_base, cache=TargetCache(folder, "m"), world=world
+        )
+    saved: dict[str, Any] = {"computed": np.array(sum(computed))}
+    for n, soft in enumerate(t.soft for t in out if t.soft is not None):
+        saved |= {f"ids{n}": soft.ids, f"logp{n}": soft.logp}
+    np.savez(folder.parent / f"rank{rank}.npz", **saved)
+
+
+def test_two_processes_split_the_targets_and_share_them(stories_dir: Path, tmp_path: Path) -> None:
+    """Each of two processes computes half of the missing targets and reads the other half from
+    the cache the other one wrote, so both train on the same targets for half the work."""
+    import multiprocessing
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path / "base-targets"
+    spawn = multiprocessing.get_context("spawn")
+    workers = [
+        spawn.Process(target=_share_targets, args=(rank, port, stories_dir, folder))
+        for rank in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    ranks = [np.load(tmp_path / f"rank{rank}.npz") for rank in range(2)]
+    assert [int(r["computed"]) for r in ranks] == [2, 2]  # four self-replay samples, halved
+    assert len(list(folder.glob("*.npz"))) == 4
+    for n in range(4):  # the same targets on both ranks, though each rank's base differs
+        np.testing.assert_array_equal(ranks[0][f"ids{n}"], ranks[1][f"ids{n}"])
+        np.testing.assert_array_equal(ranks[0][f"logp{n}"], ranks[1][f"logp{n}"])
 
 
 def test_kl_is_zero_at_the_base_and_grows_as_the_adapter_moves(
