@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from labdesk.cli.runargs import add_run_arguments, open_run
-
-if TYPE_CHECKING:
-    from labdesk.events import Reporter
-    from labdesk.recipes import Recipe
-    from labdesk.runs import RunPaths
-    from labdesk.workspace import Workspace
 
 
 def register(sub: Any) -> None:
@@ -34,14 +28,16 @@ def _mix(args: argparse.Namespace) -> int:
 
     from labdesk.cli.render import ProgressRenderer, console
     from labdesk.runs import require_data
-    from labdesk.train.mix import mix_run
+    from labdesk.taxonomy import load_taxonomy
+    from labdesk.train.mix import leaves_to_mix, mix_run
     from labdesk.train.replay import student_replay
 
     with (
         open_run(args, "labdesk mix", existing=True) as (recipe, run, ws),
         ProgressRenderer() as render,
     ):
-        kept = _leaves(args, ws, recipe, run, render)
+        taxonomy = load_taxonomy(args.taxonomy or ws.ensure_taxonomy())
+        kept = leaves_to_mix(taxonomy.leaves, recipe.skip_leaves, run, render)
         leaves = [] if args.allow_missing else kept
         require_data(run, leaves)  # before the student answers its replay prompts
         own = student_replay(recipe, ws, render)
@@ -55,27 +51,3 @@ def _mix(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"written to {run.mixed}")
     return 0
-
-
-def _leaves(
-    args: argparse.Namespace, ws: Workspace, recipe: Recipe, run: RunPaths, render: Reporter
-) -> list[str]:
-    """The taxonomy's leaves the recipe works on. A leaf its `skip_leaves` leaves out must
-    hold no samples in the run: generation removes them, and mixing them would train it."""
-    from labdesk.errors import ConfigError
-    from labdesk.generate.selection import without_skipped
-    from labdesk.taxonomy import load_taxonomy
-
-    leaves = load_taxonomy(args.taxonomy or ws.ensure_taxonomy()).leaves
-    kept = without_skipped(leaves, recipe.skip_leaves, reporter=render, stage="mix")
-    working = {leaf.slug for leaf in kept}
-    held = [x.path for x in leaves if x.slug not in working and run.accepted(x.slug).exists()]
-    if held:
-        raise ConfigError(
-            f"the run still holds samples of {', '.join(held)}, which the recipe's skip_leaves "
-            "leaves out",
-            where=str(run.generated),
-            hint=f"`labdesk generate {run.root.name}` removes them (their teacher replies stay "
-            "cached)",
-        )
-    return [leaf.path for leaf in kept]

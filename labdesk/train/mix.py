@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labdesk.errors import ConfigError
 from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import read_jsonl, write_json, write_jsonl
 from labdesk.recipes import MixSettings
 from labdesk.runs import PHASES, RunPaths, leaves_without_data, require_data
+
+if TYPE_CHECKING:
+    from labdesk.taxonomy.leaves import Leaf
 
 Sample = dict[str, Any]
 
@@ -55,6 +58,29 @@ class Composition:
 
     def to_json(self) -> list[dict[str, Any]]:
         return [asdict(r) for r in self.rows]
+
+
+def leaves_to_mix(
+    leaves: Sequence[Leaf], skip: Sequence[str], run: RunPaths, reporter: Reporter = null_reporter
+) -> list[str]:
+    """The paths of the taxonomy's `leaves` a mix of `run` works on: all but those the recipe's
+    `skip_leaves` leaves out. Those must hold no samples in the run, since mixing takes every
+    accepted file there and would train them: a ConfigError names them (generating the run
+    again removes them)."""
+    from labdesk.generate.selection import without_skipped
+
+    kept = without_skipped(leaves, skip, reporter=reporter, stage="mix")
+    working = {leaf.slug for leaf in kept}
+    held = [x.path for x in leaves if x.slug not in working and run.accepted(x.slug).exists()]
+    if held:
+        raise ConfigError(
+            f"the run still holds samples of {', '.join(held)}, which the recipe's skip_leaves "
+            "leaves out",
+            where=str(run.generated),
+            hint=f"generating the run again removes them (`labdesk generate {run.root.name}`); "
+            "their teacher replies stay cached",
+        )
+    return [leaf.path for leaf in kept]
 
 
 def load_accepted(run: RunPaths) -> list[Sample]:

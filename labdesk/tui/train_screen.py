@@ -179,13 +179,19 @@ class TrainScreen(JobScreen):
 
     @work(thread=True, exclusive=True, group="train-check")
     def _check_data(self, run: RunPaths) -> None:
+        """The leaves the recipe works on (not those its skip_leaves leaves out), as `labdesk
+        mix` takes them, and which of them have no accepted samples."""
+        from labdesk.recipes import load_recipe
         from labdesk.runs import leaves_without_data
         from labdesk.taxonomy import load_taxonomy
+        from labdesk.train.mix import leaves_to_mix
 
         try:
-            leaves = [leaf.path for leaf in load_taxonomy(self.app.taxonomy_root).leaves]
+            skip = load_recipe(self.app.recipe_name).skip_leaves
+            leaves = leaves_to_mix(load_taxonomy(self.app.taxonomy_root).leaves, skip, run)
         except Exception as exc:
             notify_error(self.app, exc)
+            self.app.call_from_thread(self.query_one("#status", Static).update, "idle")
             return
         missing = leaves_without_data(run, leaves)
         self.app.call_from_thread(self._ask_or_train, leaves, missing)
