@@ -33,6 +33,11 @@ def is_under(leaf: Leaf, item: str) -> bool:
     return leaf.path == prefix or leaf.path.startswith(prefix + "/") or str(leaf.file) == item
 
 
+def is_skipped(leaf: Leaf, skip: Sequence[str]) -> bool:
+    """Whether the recipe's `skip_leaves` (leaf paths or folders) leaves `leaf` out."""
+    return any(is_under(leaf, item) for item in skip)
+
+
 def without_skipped(
     leaves: Sequence[Leaf],
     skip: Sequence[str],
@@ -48,7 +53,7 @@ def without_skipped(
     kept: list[Leaf] = []
     skipped: list[Leaf] = []
     for leaf in leaves:
-        (skipped if any(is_under(leaf, item) for item in skip) else kept).append(leaf)
+        (skipped if is_skipped(leaf, skip) else kept).append(leaf)
     if skipped and not kept:
         raise ConfigError(
             "the recipe's skip_leaves leaves out every leaf there was to work on: "

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from labdesk.taxonomy import Leaf, Taxonomy
 
 PREVIEW_CANDIDATES = 3
+SKIPPED = " (skip_leaves)"  # marks a leaf the recipe leaves out, in the list of leaves
 
 
 class SampleDetail(ModalScreen[None]):
@@ -124,6 +125,8 @@ class GenerateScreen(JobScreen):
         self.taxonomy: Taxonomy | None = None
         self.changed: set[str] = set()
         """Leaves never generated, left incomplete, or edited since, in the current run."""
+        self.skipped: set[str] = set()
+        """Leaves the recipe's `skip_leaves` leaves out: listed, never ticked for the user."""
 
     def compose(self) -> ComposeResult:
         yield ModeBar("generate")
@@ -182,7 +185,7 @@ class GenerateScreen(JobScreen):
     def on_resize(self) -> None:
         self._fit_leaf_column()
         if self.taxonomy is not None:
-            self._show_leaves(self.taxonomy, self.changed, keep_ticks=True)
+            self._show_leaves(self.taxonomy, self.changed, self.skipped, keep_ticks=True)
 
     def _fit_leaf_column(self) -> None:
         """The leaf column takes the table's width that the other columns leave (each column
@@ -202,30 +205,53 @@ class GenerateScreen(JobScreen):
         return tail_path(path, leaf.width if leaf is not None else 30)
 
     # leaves --------------------------------------------------------------------------------
+    def _recipe_changed(self) -> None:
+        if self.job is None:
+            self._load_leaves()  # another recipe may skip other leaves
+
     @work(thread=True, exclusive=True, group="generate-leaves")
     def _load_leaves(self) -> None:
+        from labdesk.generate.selection import is_skipped
+        from labdesk.recipes import load_recipe
         from labdesk.taxonomy import load_taxonomy
 
         try:
             taxonomy = load_taxonomy(self.app.taxonomy_root)
+            skip = load_recipe(self.app.recipe_name).skip_leaves
         except Exception as exc:
             notify_error(self.app, exc)
             return
-        changed = {leaf.path for leaf in taxonomy.leaves if leaf_needs_work(leaf, self.paths)}
-        self.app.call_from_thread(self._show_leaves, taxonomy, changed)
+        skipped = {leaf.path for leaf in taxonomy.leaves if is_skipped(leaf, skip)}
+        changed = {
+            leaf.path
+            for leaf in taxonomy.leaves
+            if leaf.path not in skipped and leaf_needs_work(leaf, self.paths)
+        }
+        self.app.call_from_thread(self._show_leaves, taxonomy, changed, skipped)
 
     def _show_leaves(
-        self, taxonomy: Taxonomy, changed: set[str], *, keep_ticks: bool = False
+        self,
+        taxonomy: Taxonomy,
+        changed: set[str],
+        skipped: set[str],
+        *,
+        keep_ticks: bool = False,
     ) -> None:
-        """List the leaves, the changed ones ticked (or, redrawn at a new width, as they were)."""
-        self.taxonomy, self.changed = taxonomy, changed
+        """List the leaves, the changed ones ticked (or, redrawn at a new width, as they were);
+        a leaf the recipe skips says so (generating it is refused)."""
+        self.taxonomy, self.changed, self.skipped = taxonomy, changed, skipped
         leaves = self.query_one("#leaves", SelectionList)
         kept = set(leaves.selected) if keep_ticks else changed
         width = max(8, leaves.size.width - 6)  # the tick box and the scrollbar
         leaves.clear_options()
         for leaf in taxonomy.leaves:
             # shown by its distinguishing end; the full path is the option's value
-            leaves.add_option((escape(tail_path(leaf.path, width)), leaf.path, leaf.path in kept))
+            if leaf.path in skipped:
+                path = tail_path(leaf.path, max(4, width - len(SKIPPED)))
+                label = f"[dim]{escape(path)}{SKIPPED}[/]"
+            else:
+                label = escape(tail_path(leaf.path, width))
+            leaves.add_option((label, leaf.path, leaf.path in kept))
         invalid = len({p.file for p in taxonomy.errors})
         if invalid:
             self.log_line(f"[yellow]{invalid} invalid leaf file(s) left out: fix them on F2[/]")

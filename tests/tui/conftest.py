@@ -11,6 +11,8 @@ import yaml
 
 from labdesk.resources import data_dir
 
+SKIPPED_LEAF = "compositional_skills/writing/freeform/haiku"
+
 
 @pytest.fixture(scope="session")
 def builtin_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -42,6 +44,15 @@ def fast_recipe(tmp_path: Path) -> Path:
     path = tmp_path / "fast.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def skipping_recipe(fast_recipe: Path) -> Path:
+    """The fast recipe, leaving out the haiku leaf (`skip_leaves`)."""
+    recipe = yaml.safe_load(fast_recipe.read_text(encoding="utf-8"))
+    recipe["skip_leaves"] = [SKIPPED_LEAF]
+    fast_recipe.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return fast_recipe
 
 
 @pytest.fixture

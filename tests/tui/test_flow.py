@@ -33,7 +33,8 @@ from labdesk.tui.jsonl_view import JsonlView
 from labdesk.tui.train_screen import TrainScreen
 from labdesk.tui.widgets import LossChart
 
-from .helpers import settle
+from .conftest import SKIPPED_LEAF
+from .helpers import settle, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 LEAF = "compositional_skills/writing/freeform/haiku"
@@ -83,6 +84,31 @@ async def test_generate_shows_what_lands_on_disk(home: Path, fast_recipe: Path) 
 
         # the leaf is generated now: no longer preselected
         assert LEAF not in screen.query_one("#leaves", SelectionList).selected
+
+
+async def test_generate_lists_a_skipped_leaf_unticked(home: Path, skipping_recipe: Path) -> None:
+    """A leaf the recipe's `skip_leaves` leaves out is listed as such and not ticked, though
+    never generated; ticked by hand alone, it is refused with the fix."""
+    app = LabdeskApp(recipe=str(skipping_recipe), mode="generate")
+    async with app.run_test(size=(150, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, GenerateScreen)
+        leaves = screen.query_one("#leaves", SelectionList)
+        options = [leaves.get_option_at_index(i) for i in range(leaves.option_count)]
+        others = {o.value for o in options if o.value != SKIPPED_LEAF}
+        assert set(leaves.selected) == others  # every other leaf is new: ticked
+        (skipped,) = [o for o in options if o.value == SKIPPED_LEAF]
+        assert str(skipped.prompt).endswith("(skip_leaves)")
+
+        leaves.deselect_all()
+        leaves.select(SKIPPED_LEAF)
+        await pilot.click("#start")
+        errors = lambda: [n for n in app._notifications if n.severity == "error"]  # noqa: E731
+        await until(pilot, lambda: bool(errors()))
+        (note,) = errors()
+        assert "skip_leaves leaves out every leaf" in note.message and "fix:" in note.message
+    assert not RunPaths(app.run_dir).accepted(SKIPPED_LEAF.replace("/", "__")).exists()
 
 
 def seed_samples(app: LabdeskApp) -> None:

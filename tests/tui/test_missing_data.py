@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -18,12 +17,12 @@ from labdesk.tui.app import LabdeskApp
 from labdesk.tui.train_screen import TrainScreen
 from labdesk.tui.widgets import Question
 
+from .conftest import SKIPPED_LEAF
 from .helpers import settle, until
 from .test_flow import seed_samples
 
 pytestmark = pytest.mark.anyio
 SIZE = (140, 45)
-HAIKU = "compositional_skills/writing/freeform/haiku"
 
 
 async def _start(pilot: Pilot[Any], app: LabdeskApp) -> TrainScreen:
@@ -69,22 +68,19 @@ async def test_mix_and_train_asks_about_leaves_without_samples(
 
 
 async def test_a_leaf_the_recipe_skips_is_neither_asked_about_nor_mixed(
-    home: Path, fast_recipe: Path
+    home: Path, skipping_recipe: Path
 ) -> None:
     """With `skip_leaves`, the train screen works on the leaves `labdesk mix` works on: samples
     of a skipped leaf still in the run are refused with the fix, and once generation has
     removed them, mixing starts without asking about the skipped leaf."""
-    recipe = yaml.safe_load(fast_recipe.read_text(encoding="utf-8"))
-    recipe["skip_leaves"] = [HAIKU]
-    fast_recipe.write_text(yaml.safe_dump(recipe), encoding="utf-8")
-    app = LabdeskApp(recipe=str(fast_recipe), mode="train")
+    app = LabdeskApp(recipe=str(skipping_recipe), mode="train")
     seed_samples(app)
     run = RunPaths(app.run_dir)
-    haiku = load_taxonomy(app.taxonomy_root).leaf(HAIKU)
+    haiku = load_taxonomy(app.taxonomy_root).leaf(SKIPPED_LEAF)
     async with app.run_test(size=SIZE) as pilot:
         screen = await _start(pilot, app)
         (note,) = [n for n in app._notifications if n.severity == "error"]
-        assert f"still holds samples of {HAIKU}" in note.message
+        assert f"still holds samples of {SKIPPED_LEAF}" in note.message
         assert "labdesk generate" in note.message
         assert app.screen is screen and screen.job is None and not run.mixed.exists()
         assert str(screen.query_one("#status", Static).render()) == "idle"
@@ -97,4 +93,4 @@ async def test_a_leaf_the_recipe_skips_is_neither_asked_about_nor_mixed(
         screen.action_stop()
         await until(pilot, lambda: screen.job is None)
     mixed = read_jsonl(run.phase_data("skills"))
-    assert mixed and not [s for s in mixed if s["metadata"].get("leaf") == HAIKU]
+    assert mixed and not [s for s in mixed if s["metadata"].get("leaf") == SKIPPED_LEAF]
