@@ -180,15 +180,10 @@ def run_flow(
             raise Cancelled("generation stopped; run again to continue where it left off")
 
     def mix(resume: bool) -> None:
-        from labdesk.runs import require_data
-        from labdesk.train.mix import mix_run
-        from labdesk.train.replay import student_replay
+        from labdesk.train.mix import mix_for_recipe
 
         leaves = [leaf.path for leaf in kept]
-        if recipe.mix.leaves_without_data == "refuse":
-            require_data(run, leaves)  # before the student answers its replay prompts
-        own = student_replay(recipe, ws, reporter, cancel)
-        mix_run(run, recipe.mix, recipe.system_prompt, reporter, self_replay=own, leaves=leaves)
+        mix_for_recipe(run, recipe, ws, reporter, leaves=leaves, cancel=cancel)
 
     def train(resume: bool) -> None:
         from labdesk.train.phases import resolve_student, train_run

@@ -277,7 +277,8 @@ class MixSettings(_Section):
     leaves_without_data: Literal["refuse", "skip"] = Field(
         "refuse",
         description="When a leaf has no accepted samples: refuse to mix (naming the leaves), "
-        "or skip them with a warning and train on the others.",
+        "or, where its generation finished and the judges passed nothing, skip it with a "
+        "warning and train on the others (a leaf not yet generated is refused either way).",
     )
     replay_set: str | None = Field(
         None, description="Optional JSONL of general chat data mixed into the skills phase."

@@ -128,13 +128,11 @@ def leaves_without_data(run: RunPaths, leaves: Iterable[str] | None = None) -> l
 def require_data(run: RunPaths, leaves: Iterable[str] | None = None) -> None:
     """Refuse (a `ConfigError` naming them) when leaves have no accepted data: training would
     quietly teach nothing of them."""
-    from labdesk.taxonomy.leaves import leaf_slug
-
     missing = leaves_without_data(run, leaves)
     if not missing:
         return
     some = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-    unfinished = [leaf for leaf in missing if not _complete(run.leaf_manifest(leaf_slug(leaf)))]
+    unfinished = [leaf for leaf in missing if not generation_finished(run, leaf)]
     if unfinished:
         hint = f"`labdesk generate {run.name}` generates them, going on where it stopped"
     else:
@@ -150,9 +148,13 @@ def require_data(run: RunPaths, leaves: Iterable[str] | None = None) -> None:
     )
 
 
-def _complete(manifest: Path) -> bool:
+def generation_finished(run: RunPaths, leaf: str) -> bool:
+    """Whether generation went through every round of `leaf` (a taxonomy path) in `run`."""
+    from labdesk.taxonomy.leaves import leaf_slug
+
     try:
-        return bool(json.loads(manifest.read_text(encoding="utf-8")).get("complete"))
+        manifest = json.loads(run.leaf_manifest(leaf_slug(leaf)).read_text(encoding="utf-8"))
+        return bool(manifest.get("complete"))
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from labdesk.cli.main import build_parser
+from labdesk.fileio import write_json, write_jsonl
 from labdesk.runlock import hold_run
 from labdesk.runs import RunPaths
 from labdesk.taxonomy import load_taxonomy
@@ -183,4 +184,30 @@ def test_mixing_refuses_leaves_without_data_and_says_what_to_run(workspace_home:
     build_parser().parse_args(shlex.split(generate)[1:])
     allowed = _labdesk("mix", "partial", "--allow-missing", "--recipe", "tiny")
     assert allowed.returncode == 0, allowed.stderr
+    assert run.phase_data("skills").is_file()
+
+
+def test_a_leaf_the_judges_passed_nothing_of_is_skipped_where_the_recipe_says(
+    workspace_home: Path,
+) -> None:
+    """The tiny recipe's `mix.leaves_without_data: skip` leaves out, with a warning, a leaf whose
+    generation finished with no sample accepted (it refuses one never generated, above); with
+    `refuse` the same leaf stops the mix, pointing at the judges' reasons."""
+    from labdesk.workspace import Workspace
+
+    ws = Workspace.open()
+    taxonomy = load_taxonomy(ws.ensure_taxonomy())
+    run = RunPaths(ws.run_dir("partial"))
+    write_seed_samples(run, [leaf for leaf in taxonomy.leaves if leaf.kind != "knowledge"])
+    knowledge = [leaf for leaf in taxonomy.leaves if leaf.kind == "knowledge"]
+    for leaf in knowledge:  # every round done, every sample rejected
+        write_jsonl(run.accepted(leaf.slug), [])
+        write_json(run.leaf_manifest(leaf.slug), {"complete": True})
+    refused = _labdesk("mix", "partial", "--recipe", "tiny", "--set=mix.leaves_without_data=refuse")
+    assert refused.returncode == 1 and knowledge[0].path in refused.stderr
+    assert "--preview 3" in refused.stderr and not run.mixed.exists()
+    skipped = _labdesk("mix", "partial", "--recipe", "tiny")
+    assert skipped.returncode == 0, skipped.stderr
+    warning = f"no accepted samples (the judges passed none), left out: {knowledge[0].path}"
+    assert warning in skipped.stdout + skipped.stderr
     assert run.phase_data("skills").is_file()

@@ -27,10 +27,8 @@ def _mix(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from labdesk.cli.render import ProgressRenderer, console
-    from labdesk.runs import require_data
     from labdesk.taxonomy import load_taxonomy
-    from labdesk.train.mix import leaves_to_mix, mix_run
-    from labdesk.train.replay import student_replay
+    from labdesk.train.mix import leaves_to_mix, mix_for_recipe
 
     with (
         open_run(args, "labdesk mix", existing=True) as (recipe, run, ws),
@@ -39,11 +37,7 @@ def _mix(args: argparse.Namespace) -> int:
         taxonomy = load_taxonomy(args.taxonomy or ws.ensure_taxonomy())
         kept = leaves_to_mix(taxonomy.leaves, recipe.skip_leaves, run, render)
         leaves = [] if args.allow_missing else kept
-        require_data(run, leaves)  # before the student answers its replay prompts
-        own = student_replay(recipe, ws, render)
-        composition = mix_run(
-            run, recipe.mix, recipe.system_prompt, render, self_replay=own, leaves=leaves
-        )
+        composition = mix_for_recipe(run, recipe, ws, render, leaves=leaves)
     table = Table("phase", "source", "samples", "share of phase")
     for row in composition.rows:
         share = row.samples / max(1, composition.total(row.phase))

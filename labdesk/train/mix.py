@@ -19,19 +19,29 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from labdesk.errors import ConfigError
 from labdesk.events import Event, Reporter, null_reporter
 from labdesk.fileio import read_jsonl, write_json, write_jsonl
 from labdesk.recipes import MixSettings
-from labdesk.runs import PHASES, RunPaths, leaves_without_data, require_data
+from labdesk.runs import (
+    PHASES,
+    RunPaths,
+    generation_finished,
+    leaves_without_data,
+    require_data,
+)
 
 if TYPE_CHECKING:
+    import threading
+
+    from labdesk.recipes import Recipe
     from labdesk.taxonomy.leaves import Leaf
+    from labdesk.workspace import Workspace
 
 Sample = dict[str, Any]
 
@@ -81,6 +91,27 @@ def leaves_to_mix(
             "their teacher replies stay cached",
         )
     return [leaf.path for leaf in kept]
+
+
+def check_data(
+    run: RunPaths,
+    leaves: Iterable[str] | None,
+    policy: Literal["refuse", "skip"],
+    reporter: Reporter = null_reporter,
+) -> None:
+    """Refuse the leaves of `leaves` (default: those generation started on) that have no
+    accepted samples, naming them with the fix (`runs.require_data`). With `policy` "skip"
+    (`mix.leaves_without_data`) a leaf whose generation finished with none, the judges having
+    passed nothing, is left out with a warning instead; one never generated, or stopped midway,
+    is still refused, since generating it is the fix."""
+    missing = leaves_without_data(run, leaves)
+    if policy == "skip":
+        judged = [leaf for leaf in missing if generation_finished(run, leaf)]
+        if judged:
+            message = f"no accepted samples (the judges passed none), left out: {', '.join(judged)}"
+            reporter(Event("mix", "warning", message))
+        missing = [leaf for leaf in missing if leaf not in judged]
+    require_data(run, missing)
 
 
 def load_accepted(run: RunPaths) -> list[Sample]:
@@ -300,25 +331,45 @@ def read_replay_set(path: Path) -> list[Sample]:
     return rows
 
 
+def mix_for_recipe(
+    run: RunPaths,
+    recipe: Recipe,
+    ws: Workspace,
+    reporter: Reporter = null_reporter,
+    *,
+    leaves: Iterable[str] | None = None,
+    cancel: threading.Event | None = None,
+) -> Composition:
+    """`mix_run` as the recipe says, with the base student's self-replay set."""
+    from labdesk.train.replay import student_replay
+
+    return mix_run(
+        run,
+        recipe.mix,
+        recipe.system_prompt,
+        reporter,
+        self_replay=lambda: student_replay(recipe, ws, reporter, cancel),
+        leaves=leaves,
+    )
+
+
 def mix_run(
     run: RunPaths,
     settings: MixSettings,
     system_prompt: str,
     reporter: Reporter = null_reporter,
     *,
-    self_replay: list[Sample] | None = None,
+    self_replay: Callable[[], list[Sample]] | None = None,
     leaves: Iterable[str] | None = None,
 ) -> Composition:
     """Mix a run's accepted samples into ``run.mixed`` (atomic writes) and return the table.
 
-    `self_replay` is the base student's own answers (`labdesk.train.replay.student_replay`).
+    `self_replay` makes the base student's own answers (`labdesk.train.replay.student_replay`);
+    it is called once the data is checked, since the student answers its prompts for minutes.
     A leaf of `leaves` (default: those generation started on) without accepted samples is
-    refused, or left out with a warning (`settings.leaves_without_data`).
+    refused (`check_data`).
     """
-    if settings.leaves_without_data == "refuse":
-        require_data(run, leaves)
-    elif missing := leaves_without_data(run, leaves):
-        reporter(Event("mix", "warning", f"no accepted samples, left out: {', '.join(missing)}"))
+    check_data(run, leaves, settings.leaves_without_data, reporter)
     samples = load_accepted(run)
     if not samples:
         raise ConfigError(
@@ -327,8 +378,9 @@ def mix_run(
             hint="run `labdesk generate` first",
         )
     replay = read_replay_set(Path(settings.replay_set).expanduser()) if settings.replay_set else []
+    own = self_replay() if self_replay else None
     reporter(Event("mix", "start", f"mixing {len(samples)} samples", total=len(PHASES)))
-    phases, composition = mix(samples, settings, system_prompt, replay, self_replay)
+    phases, composition = mix(samples, settings, system_prompt, replay, own)
     for done, phase in enumerate(PHASES, start=1):
         write_jsonl(run.phase_data(phase), phases[phase])
         reporter(Event("mix", "progress", step=phase, done=done, total=len(PHASES)))

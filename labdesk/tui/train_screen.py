@@ -277,10 +277,8 @@ class TrainScreen(JobScreen):
     @work(thread=True, exclusive=True, group="train")
     def _train(self, job: Job, recipe_name: str, resume: bool, leaves: list[str] | None) -> None:
         """`leaves`: those that must have accepted samples (mixing refuses otherwise)."""
-        from labdesk.runs import require_data
-        from labdesk.train.mix import mix_run
+        from labdesk.train.mix import mix_for_recipe
         from labdesk.train.phases import resolve_student, train_run
-        from labdesk.train.replay import student_replay
 
         report = job.reporter(self)
         finished = False
@@ -288,11 +286,8 @@ class TrainScreen(JobScreen):
             recipe = job.recipe(recipe_name)
             run = job.run
             if not resume or not run.phase_data(PHASES[0]).is_file():
-                require_data(run, leaves)  # before the student answers its replay prompts
-                own = student_replay(recipe, self.app.workspace, report, job.cancel)
-                mix_run(
-                    run, recipe.mix, recipe.system_prompt, report, self_replay=own, leaves=leaves
-                )
+                ws = self.app.workspace
+                mix_for_recipe(run, recipe, ws, report, leaves=leaves, cancel=job.cancel)
             student = resolve_student(recipe.student, self.app.workspace)
             train_run(run, recipe, student, report, resume=resume, stop=job.cancel.is_set)
             finished = True
