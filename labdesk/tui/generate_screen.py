@@ -30,7 +30,7 @@ from textual.widgets import (
     Static,
 )
 
-from labdesk.errors import Cancelled
+from labdesk.errors import Cancelled, LabdeskError
 from labdesk.pathtext import tail_path
 from labdesk.runs import RunPaths
 from labdesk.tui.jsonl_view import JsonlView
@@ -217,10 +217,13 @@ class GenerateScreen(JobScreen):
 
         try:
             taxonomy = load_taxonomy(self.app.taxonomy_root)
-            skip = load_recipe(self.app.recipe_name).skip_leaves
         except Exception as exc:
             notify_error(self.app, exc)
             return
+        try:
+            skip = load_recipe(self.app.recipe_name).skip_leaves
+        except LabdeskError:  # a broken recipe is reported, with its fix, when a job uses it
+            skip = []
         skipped = {leaf.path for leaf in taxonomy.leaves if is_skipped(leaf, skip)}
         changed = {
             leaf.path

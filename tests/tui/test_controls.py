@@ -27,6 +27,7 @@ from .test_flow import seed_samples
 pytestmark = pytest.mark.anyio
 SIZE = (150, 48)
 LEAF = "compositional_skills/writing/freeform/haiku"
+EMAIL = "compositional_skills/writing/freeform/email_tone"  # a leaf the demo recipe does not skip
 
 
 def test_help_never_imports_textual() -> None:
@@ -267,15 +268,15 @@ async def test_f8_picks_or_creates_the_run_every_screen_works_on(workspace_home:
     assert (app.recipe_name, app.run_name) == ("demo", "demo")
     other = RunPaths(app.workspace.run_dir("other"))  # as `labdesk generate other` leaves it
     write_json(other.recipe, {"name": "tiny"})
-    haiku = load_taxonomy(app.taxonomy_root).leaf(LEAF)
+    email = load_taxonomy(app.taxonomy_root).leaf(EMAIL)
     write_json(
-        other.leaf_manifest(haiku.slug),
-        {"complete": True, "inputs": {"content_hash": haiku.content_hash}},
+        other.leaf_manifest(email.slug),
+        {"complete": True, "inputs": {"content_hash": email.content_hash}},
     )
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         leaves = app.screen.query_one("#leaves", SelectionList)
-        assert LEAF in leaves.selected  # never generated in run `demo`
+        assert EMAIL in leaves.selected  # never generated in run `demo`
         await pilot.press("f8")
         await settle(pilot)
         picker = app.screen
@@ -287,7 +288,7 @@ async def test_f8_picks_or_creates_the_run_every_screen_works_on(workspace_home:
         await settle(pilot)
         assert (app.run_name, app.recipe_name) == ("other", "tiny")  # the recipe it recorded
         assert "F8 run [b]other[/b]" in app.screen.query_one(ModeBar).render()
-        assert LEAF not in leaves.selected and leaves.selected  # generated there already
+        assert EMAIL not in leaves.selected and leaves.selected  # generated there already
 
         await pilot.press("f8")
         await settle(pilot)
@@ -295,4 +296,4 @@ async def test_f8_picks_or_creates_the_run_every_screen_works_on(workspace_home:
         await pilot.press(*"fresh", "enter")
         await settle(pilot)
         assert app.run_name == "fresh" and app.workspace.run_dir("fresh").is_dir()
-        assert LEAF in leaves.selected
+        assert EMAIL in leaves.selected
