@@ -165,6 +165,9 @@ def test_two_processes_split_the_targets_and_share_them(stories_dir: Path, tmp_p
         worker.start()
     for worker in workers:
         worker.join(timeout=120)
+        if worker.is_alive():  # hung at a barrier: fail without leaving it behind
+            worker.kill()
+            worker.join()
     assert [w.exitcode for w in workers] == [0, 0]
     ranks = [np.load(tmp_path / f"rank{rank}.npz") for rank in range(2)]
     assert [int(r["computed"]) for r in ranks] == [2, 2]  # four self-replay samples, halved

@@ -34,7 +34,7 @@ from labdesk.tui.train_screen import TrainScreen
 from labdesk.tui.widgets import LossChart
 
 from .conftest import SKIPPED_LEAF
-from .helpers import settle, until
+from .helpers import settle, tick_only, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 LEAF = "compositional_skills/writing/freeform/haiku"
@@ -101,8 +101,7 @@ async def test_generate_lists_a_skipped_leaf_unticked(home: Path, skipping_recip
         (skipped,) = [o for o in options if o.value == SKIPPED_LEAF]
         assert str(skipped.prompt).endswith("(skip_leaves)")
 
-        leaves.deselect_all()
-        leaves.select(SKIPPED_LEAF)
+        tick_only(pilot, SKIPPED_LEAF)
         await pilot.click("#start")
         errors = lambda: [n for n in app._notifications if n.severity == "error"]  # noqa: E731
         await until(pilot, lambda: bool(errors()))
